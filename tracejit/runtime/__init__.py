@@ -1,0 +1,5 @@
+"""The standalone runtime that loads and runs `model.tj` files.
+
+Layer rule: `runtime` never imports the front end (`_tensor`, `autograd`, `nn`, `optim`,
+`utils`, `jit`); `tracejit-run` starts with numpy, llvmlite and the layers below only.
+"""
