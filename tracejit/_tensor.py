@@ -20,6 +20,7 @@ from .devices import CPU, array_module, as_device, device_of, to_device
 from .ops.movement import storage_root
 from .ops.registry import ShapeError
 
+_FROM_NP = D.FROM_NP
 _ndarray = np.ndarray
 _generic = np.generic
 _NUMBER = (bool, int, float)
@@ -29,7 +30,8 @@ _EMPTY = {}
 class Tensor:
     """A multi-dimensional array with PyTorch's API; see the module docstring."""
 
-    __slots__ = ("_data", "_base", "_ver", "requires_grad", "grad", "grad_fn", "__weakref__")
+    # `dtype` is kept beside `_data` (always FROM_NP[_data.dtype]) because promotion reads it on every op.
+    __slots__ = ("_data", "dtype", "_base", "_ver", "requires_grad", "grad", "grad_fn", "__weakref__")
     # numpy defers binary operators to us (ndarray + Tensor calls Tensor.__radd__).
     __array_priority__ = 1000
 
@@ -45,10 +47,6 @@ class Tensor:
         _init(self, src._data)
 
     # ---- metadata ------------------------------------------------------------------------
-
-    @property
-    def dtype(self):
-        return D.FROM_NP[self._data.dtype]
 
     @property
     def shape(self):
@@ -524,6 +522,7 @@ _new = object.__new__
 
 def _init(t, arr):
     t._data = arr
+    t.dtype = D.from_numpy_dtype(arr.dtype)
     t._base = None
     t._ver = 0
     t.requires_grad = False
@@ -537,6 +536,7 @@ def _wrap(arr):
         arr = np.asarray(arr)
     t = _new(Tensor)
     t._data = arr
+    t.dtype = _FROM_NP[arr.dtype]
     t._base = None
     t._ver = 0
     t.requires_grad = False
@@ -574,7 +574,7 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
             arr = a._data
             if arr.__class__ is not _ndarray:
                 xp = array_module(arr)
-            if want is not None and i in cast and arr.dtype != want:
+            if want is not None and arr.dtype is not want and i in cast and arr.dtype != want:
                 arr = arr.astype(want)
             arrays.append(arr)
         elif isinstance(a, (list, tuple)) and a and not isinstance(a[0], _NUMBER):
@@ -608,9 +608,9 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
         raise _explain(op, args, attrs, e) from None
     if op.num_outputs != 1:
         return tuple(_wrap(r) for r in res)
+    if out_dtype is not compute and out_dtype is not None and res.dtype != out_dtype.np:
+        res = res.astype(out_dtype.np)
     t = _wrap(res)
-    if out_dtype is not compute and out_dtype is not None and t._data.dtype != out_dtype.np:
-        t._data = t._data.astype(out_dtype.np)
     if op.kind == "view":
         _make_view(op, t, args[0], attrs)
     return t

@@ -7,6 +7,8 @@ non-negative ints; ops that take exactly one dim get a plain int.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import rules as R
 from .registry import ShapeError, register
 
@@ -21,6 +23,8 @@ def _np_dtype(d):
 
 def _sum(xp, x, dim=None, keepdim=False, dtype=None):
     out_dt = dtype.np if dtype is not None else (x.dtype if x.dtype.kind == "f" else xp.int64)
+    if xp is np:  # the ufunc method skips np.sum's Python wrappers (a third of a small sum's time)
+        return np.add.reduce(x, dim, out_dt, None, keepdim)
     return xp.sum(x, axis=_axis(dim), keepdims=keepdim, dtype=out_dt)
 
 

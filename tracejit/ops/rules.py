@@ -107,9 +107,18 @@ def result_type(args):
 def promote(args, attrs):
     if len(args) == 2:
         a, b = args
-        if a.__class__ not in _NUMBER and b.__class__ not in _NUMBER and b is not None:
+        ac, bc = a.__class__, b.__class__
+        if ac not in _NUMBER and bc not in _NUMBER and b is not None:
             d = a.dtype
             if d is b.dtype:  # same dtype: nothing to promote, whatever the dims
+                return d, d
+        elif ac not in _NUMBER and bc in _NUMBER:  # tensor op number: the tensor decides unless outranked
+            d = a.dtype
+            if d.category >= D.scalar_category(b):
+                return d, d
+        elif bc not in _NUMBER and ac in _NUMBER and b is not None:
+            d = b.dtype
+            if d.category >= D.scalar_category(a):
                 return d, d
     r = result_type(args)
     return r, r
