@@ -12,17 +12,10 @@ from __future__ import annotations
 
 import importlib
 
-from .dtypes import (  # noqa: F401 - the dtype objects are part of the public namespace
-    bool_ as bool,
-    float16,
-    float32,
-    float64,
-    int8,
-    int16,
-    int32,
-    int64,
-    uint8,
-)
+from .dtypes import bool_ as bool  # noqa: A004 - PyTorch's name
+from .dtypes import float16, float32, float64, int8, int16, int32, int64, uint8
+
+__all__ = ["bool", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8"]
 
 __version__ = "0.1.0"
 

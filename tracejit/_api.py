@@ -7,7 +7,7 @@ never pays for (or depends on) it.
 
 from __future__ import annotations
 
-from . import _creation, _math, _movement, _reduce, _shape_ops
+from . import _creation, _math, _movement, _reduce, _shape_ops, autograd
 from . import dtypes as D
 from ._creation import Generator, default_generator
 from ._tensor import Size, Storage, Tensor, dispatch
@@ -56,6 +56,63 @@ def _new(factory):
     return method
 
 
+def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(self)/d(leaf) into the `.grad` of every leaf that requires grad."""
+    from .autograd import backward
+
+    backward(self, gradient, retain_graph, create_graph, inputs)
+
+
+def _detach(self):
+    """A tensor sharing self's data (and version counter) that is cut from the graph."""
+    from ._tensor import _wrap
+
+    d = _wrap(self._data)
+    d._base = self._base if self._base is not None else self
+    return d
+
+
+def _detach_(self):
+    if self._base is not None and self._base.requires_grad:
+        raise RuntimeError("can't detach_() a view of a tensor that requires grad; use detach()")
+    self.requires_grad = False
+    self.grad_fn = None
+    return self
+
+
+def _register_hook(self, hook):
+    """Call `hook(grad)` when this leaf's gradient is computed (it may return a replacement)."""
+    if not self.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if self.grad_fn is not None:
+        raise NotImplementedError("hooks on non-leaf tensors are not supported yet; register them on leaves")
+    if self._grad_hooks is None:
+        self._grad_hooks = []
+    self._grad_hooks.append(hook)
+    return _HookHandle(self._grad_hooks, hook)
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def _get_data(self):
+    return _detach(self)
+
+
+def _set_data(self, value):
+    if tuple(value.shape) != tuple(self.shape) or value.dtype is not self.dtype:
+        self._data = value._data
+        self.dtype = value.dtype
+    else:
+        self._data = value._data
+
+
 def _tensor_where(self, condition, other):
     return _math.where(condition, self, other)
 
@@ -70,13 +127,15 @@ for _table in (_math.METHODS, _movement.METHODS):
     _methods.update(_table)
 _methods.update({f.__name__: f for f in _shape_ops.METHODS})
 _methods.update(
-    where=_tensor_where, requires_grad_=_requires_grad_, new_zeros=_new(_creation.zeros),
+    where=_tensor_where, requires_grad_=_requires_grad_, backward=_backward, detach=_detach, detach_=_detach_,
+    register_hook=_register_hook, new_zeros=_new(_creation.zeros),
     new_ones=_new(_creation.ones), new_empty=_new(_creation.empty), new_full=_new(_creation.full),
     new_tensor=_new(_creation.tensor),
 )
 for _name, _fn in _methods.items():
     if _name not in Tensor.__dict__:
         setattr(Tensor, _name, _fn)
+Tensor.data = property(_get_data, _set_data)
 
 PUBLIC = dict(FUNCTIONS)
 PUBLIC.update(
@@ -84,5 +143,7 @@ PUBLIC.update(
     Generator=Generator, default_generator=default_generator, is_tensor=is_tensor,
     is_floating_point=is_floating_point, numel=numel, result_type=result_type, can_cast=can_cast,
     promote_types=D.promote_types, get_default_dtype=D.get_default_dtype, set_default_dtype=D.set_default_dtype,
-    set_printoptions=set_printoptions, get_printoptions=get_printoptions, dispatch=dispatch,
+    set_printoptions=set_printoptions, get_printoptions=get_printoptions, dispatch=dispatch, autograd=autograd,
+    no_grad=autograd.no_grad, enable_grad=autograd.enable_grad, set_grad_enabled=autograd.set_grad_enabled,
+    inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled,
 )

@@ -129,6 +129,9 @@ def _from_data(data):
     """A numpy array from nested Python data, with PyTorch's dtype inference and errors."""
     if isinstance(data, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if isinstance(data, np.generic):  # numpy scalars keep their dtype, as numpy arrays do
+        D.from_numpy_dtype(data.dtype)
+        return np.array(data)
     if isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
         data = [v.numpy(force=True) if isinstance(v, Tensor) else v for v in data]
     try:
@@ -159,7 +162,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
         arr = _from_data(data)
     if dtype is not None:
         arr = arr.astype(D.as_dtype(dtype).np, copy=False)
-    out = _wrap(np.ascontiguousarray(arr))
+    out = _wrap(np.ascontiguousarray(arr) if arr.ndim else arr)  # ascontiguousarray makes 0-d arrays 1-d
     if device is not None and as_device(device) != CPU:
         out._data = to_device(out._data, as_device(device))
     return _finish(out, requires_grad)
@@ -190,7 +193,24 @@ def from_numpy(ndarray):
         raise ValueError("the numpy array's strides are not multiples of its element size; use array.copy()")
     if not ndarray.dtype.isnative:
         raise ValueError("the numpy array is not in native byte order; use array.astype(array.dtype.newbyteorder('='))")
-    return _wrap(ndarray)
+    # PyTorch's storage for it starts at its first element, whatever numpy array it is a view of
+    arr = np.lib.stride_tricks.as_strided(np.asarray(_NumpyMemory(ndarray)), ndarray.shape, ndarray.strides,
+                                          writeable=ndarray.flags.writeable)
+    t = _wrap(arr)
+    t._data = arr  # even a zero-size one, which _wrap would restride: PyTorch keeps numpy's strides
+    return t
+
+
+class _NumpyMemory:
+    """The memory a numpy array spans, as a flat buffer from its first element. The array is kept in
+    `owner`, not `base`, so that `storage_root` stops here."""
+
+    def __init__(self, arr):
+        item = arr.itemsize
+        n = 1 + sum((s - 1) * (st // item) for s, st in zip(arr.shape, arr.strides)) if arr.size else 0
+        self.owner = arr
+        self.__array_interface__ = {"data": (arr.__array_interface__["data"][0], not arr.flags.writeable),
+                                    "shape": (n,), "typestr": arr.dtype.str, "version": 3}
 
 
 def from_dlpack(ext):

@@ -51,8 +51,8 @@ def _normalize(index, x):
     for it in items:
         if it is None or it is Ellipsis or isinstance(it, slice):
             out.append(it)
-        elif isinstance(it, bool):
-            raise IndexError("indexing with a Python bool is not supported; use a bool tensor mask")
+        elif isinstance(it, bool):  # x[True] is x[None]; x[False] selects nothing from it
+            out.append(_as_index_tensor(it, x))
         elif isinstance(it, (int, np.integer)):
             out.append(int(it))
         elif isinstance(it, Tensor) and it.ndim == 0 and it.dtype in _INDEX_DTYPES[:5]:

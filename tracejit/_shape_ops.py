@@ -274,7 +274,7 @@ def as_strided(self, size, stride, storage_offset=None):
         raise RuntimeError(f"as_strided: mismatch in length of strides and shape ({len(stride)} vs {len(size)})")
     off = self.storage_offset() if storage_offset is None else storage_offset
     need = off + sum((s - 1) * st for s, st in zip(size, stride)) + 1 if all(size) else 0
-    have = self.untyped_storage().size()
+    have = self.storage().size()
     if need > have:
         raise RuntimeError(f"as_strided: setStorage: sizes {list(size)}, strides {list(stride)}, storage offset "
                            f"{off} require {need} elements but the storage has {have}")

@@ -17,8 +17,11 @@ import numpy as np
 from . import dtypes as D
 from . import ops
 from .devices import CPU, array_module, as_device, device_of, to_device
-from .ops.movement import storage_root
+from .ops.movement import _At, storage_root
+from .autograd.engine import record as _record
+from .autograd.grad_mode import _state as _GRAD
 from .ops.registry import ShapeError
+from .ops.rules import contiguous_strides
 
 _FROM_NP = D.FROM_NP
 _ndarray = np.ndarray
@@ -31,7 +34,10 @@ class Tensor:
     """A multi-dimensional array with PyTorch's API; see the module docstring."""
 
     # `dtype` is kept beside `_data` (always FROM_NP[_data.dtype]) because promotion reads it on every op.
-    __slots__ = ("_data", "dtype", "_base", "_ver", "requires_grad", "grad", "grad_fn", "__weakref__")
+    # `_out_index`: which output of grad_fn this is; `_view_of`: (parent, op, attrs) for views,
+    # replayed when an in-place op on the view must rewrite its base's history.
+    __slots__ = ("_data", "dtype", "_base", "_ver", "requires_grad", "grad", "grad_fn", "_out_index", "_view_of",
+                 "_grad_hooks", "__weakref__")
     # numpy defers binary operators to us (ndarray + Tensor calls Tensor.__radd__).
     __array_priority__ = 1000
 
@@ -94,9 +100,10 @@ class Tensor:
         return _ptr(self._data)
 
     def untyped_storage(self):
-        return Storage(self._data)
+        return UntypedStorage(self._data)
 
-    storage = untyped_storage
+    def storage(self):
+        return Storage(self._data)
 
     def is_contiguous(self, memory_format=None):
         return bool(self._data.flags.c_contiguous)
@@ -353,13 +360,13 @@ class Tensor:
         return _inplace(_POW, self, other)
 
     def __matmul__(self, other):
-        from ._functional import matmul
+        from ._movement import matmul
 
         other = _operand(other)
         return NotImplemented if other is None else matmul(self, other)
 
     def __rmatmul__(self, other):
-        from ._functional import matmul
+        from ._movement import matmul
 
         other = _operand(other)
         return NotImplemented if other is None else matmul(other, self)
@@ -452,7 +459,7 @@ class Size(tuple):
 
 
 class Storage:
-    """The flat memory a tensor views (PyTorch's `untyped_storage()`): shared by all its views."""
+    """The flat memory a tensor views (PyTorch's `storage()`, sized in elements): shared by all its views."""
 
     __slots__ = ("_flat",)
 
@@ -501,6 +508,17 @@ class Storage:
         return f"{body}{more}\n[tracejit.storage of size {self._flat.size}, dtype={self.dtype}]"
 
 
+class UntypedStorage(Storage):
+    """PyTorch's `untyped_storage()`: the same memory, sized in bytes."""
+
+    __slots__ = ()
+
+    def size(self):
+        return int(self._flat.nbytes)
+
+    __len__ = size
+
+
 def _ptr(arr):
     if type(arr) is _ndarray:
         return arr.__array_interface__["data"][0]
@@ -528,12 +546,17 @@ def _init(t, arr):
     t.requires_grad = False
     t.grad = None
     t.grad_fn = None
+    t._out_index = 0
+    t._view_of = None
+    t._grad_hooks = None
 
 
 def _wrap(arr):
     """A fresh Tensor over `arr` (no copy)."""
     if arr.__class__ is not _ndarray and isinstance(arr, _generic):
         arr = np.asarray(arr)
+    elif not arr.size:  # numpy gives zero-size arrays all-zero strides; PyTorch's are contiguous ones
+        arr = _restride(arr, contiguous_strides(arr.shape))
     t = _new(Tensor)
     t._data = arr
     t.dtype = _FROM_NP[arr.dtype]
@@ -542,6 +565,9 @@ def _wrap(arr):
     t.requires_grad = False
     t.grad = None
     t.grad_fn = None
+    t._out_index = 0
+    t._view_of = None
+    t._grad_hooks = None
     return t
 
 
@@ -569,8 +595,11 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
     cast = op.cast
     xp = np
     arrays = []
+    grad = False
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
+            if a.requires_grad:
+                grad = True
             arr = a._data
             if arr.__class__ is not _ndarray:
                 xp = array_module(arr)
@@ -583,6 +612,8 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
                 if t is None:
                     lst.append(None)
                     continue
+                if t.requires_grad:
+                    grad = True
                 arr = t._data
                 if arr.__class__ is not _ndarray:
                     xp = array_module(arr)
@@ -600,25 +631,41 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
             from .devices import module_for
 
             xp = module_for(dev)
+    grad = grad and _GRAD["enabled"]
     try:
         if out is not None:
+            if grad or (out.requires_grad and _GRAD["enabled"]):
+                from .autograd.inplace import inplace_with_grad
+
+                return inplace_with_grad(op, out, args, attrs)
             return _write_into(op, out, xp, arrays, attrs, out_dtype)
         res = op.impl(xp, *arrays, **attrs)
     except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as e:
         raise _explain(op, args, attrs, e) from None
     if op.num_outputs != 1:
-        return tuple(_wrap(r) for r in res)
+        outs = tuple(_wrap(r) for r in res)
+        if grad and any(o._data.dtype.kind == "f" for o in outs):
+            _record(op, args, attrs, outs, _detached)
+        return outs
     if out_dtype is not compute and out_dtype is not None and res.dtype != out_dtype.np:
         res = res.astype(out_dtype.np)
     t = _wrap(res)
     if op.kind == "view":
         _make_view(op, t, args[0], attrs)
+    if grad and res.dtype.kind == "f":
+        _record(op, args, attrs, (t,), _detached)
     return t
+
+
+def _detached(t):
+    """A tensor sharing t's data, without history or a link back to t (no reference cycle via saved outputs)."""
+    return _wrap(t._data)
 
 
 def _make_view(op, t, src, attrs):
     base = src._base
     t._base = base if base is not None else src
+    t._view_of = (src, op, attrs)
     want = op.view_strides(src._data.shape, src.stride(), **attrs)
     if want != t.stride():
         t._data = _restride(t._data, want)
@@ -626,19 +673,40 @@ def _make_view(op, t, src, attrs):
 
 def _write_into(op, out, xp, arrays, attrs, out_dtype):
     target = out._data
-    if op.inplace_impl is not None:
-        op.inplace_impl(xp, target, *arrays[1:], **attrs)
-    else:
-        res = op.impl(xp, *arrays, **attrs)
-        if out_dtype is not None and not D.can_cast(out_dtype, out.dtype):
-            raise TypeError(f"result type {out_dtype} can't be cast to the desired output type {out.dtype} "
-                            f"(in-place {op.name} on a {out.dtype} tensor)")
-        if res.shape != target.shape and xp.broadcast_shapes(res.shape, target.shape) != target.shape:
-            raise ShapeError(f"output with shape {list(target.shape)} doesn't match the broadcast shape "
-                             f"{list(res.shape)} (in-place {op.name})")
-        target[...] = res
+    try:
+        if op.inplace_impl is not None:
+            op.inplace_impl(xp, target, *arrays[1:], **attrs)
+        else:
+            res = op.impl(xp, *arrays, **attrs)
+            if out_dtype is not None and not D.can_cast(out_dtype, out.dtype):
+                raise TypeError(f"result type {out_dtype} can't be cast to the desired output type {out.dtype} "
+                                f"(in-place {op.name} on a {out.dtype} tensor)")
+            if res.shape != target.shape and xp.broadcast_shapes(res.shape, target.shape) != target.shape:
+                raise ShapeError(f"output with shape {list(target.shape)} doesn't match the broadcast shape "
+                                 f"{list(res.shape)} (in-place {op.name})")
+            target[...] = res
+    except ValueError as e:
+        if "read-only" not in str(e) or not _unexpand(op, out, arrays):
+            raise
+        return _write_into(op, out, xp, arrays, attrs, out_dtype)
     out._bump_version()
     return out
+
+
+def _unexpand(op, out, arrays):
+    """Make `out` writeable if numpy made it read-only only for being (a view of) an expanded tensor.
+
+    As in PyTorch, elements that share one memory location may only be filled with one number."""
+    arr = out._data
+    root = storage_root(arr)
+    if root is arr or not root.flags.writeable:  # read-only memory, not an expanded view
+        return False
+    fill = (op.name == "tj::copy" and not hasattr(arrays[1], "shape")) or op.name == "tj::index_put"
+    if not fill and any(st == 0 and n > 1 for n, st in zip(arr.shape, arr.strides)):
+        raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
+                           "single memory location. Please clone() the tensor before performing the operation.")
+    out._data = np.asarray(_At(root, _ptr(arr), arr.shape, arr.strides))
+    return True
 
 
 def _same_device(op, arrays, xp):
@@ -670,7 +738,7 @@ def _explain(op, args, attrs, err):
     if isinstance(err, ValueError) and "read-only" in str(err):
         return RuntimeError(f"{op.name}: cannot write into this tensor: it is an expanded view (several elements "
                             "share one memory location) or read-only memory; .clone() it first")
-    if not isinstance(err, ShapeError):
+    if not isinstance(err, (ShapeError, IndexError)):  # an IndexError is about index values, not shapes
         try:
             op.shape_rule([_shape_of(a) for a in args], **attrs)
         except ShapeError as e:

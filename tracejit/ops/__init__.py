@@ -6,6 +6,7 @@
 """
 
 from . import elementwise, factory, linalg, movement, reduction  # noqa: F401  (each registers its ops)
+from . import grads  # noqa: F401, I001  (attaches gradient rules to the ops above)
 from .registry import KINDS, OpDef, ShapeError, all_ops, get, register
 
 __all__ = ["KINDS", "OpDef", "ShapeError", "all_ops", "get", "register"]

@@ -19,15 +19,28 @@ def _quiet(xp, fn):
         return fn()
 
 
-def _int_identity(fn):
-    """floor/ceil/round/trunc of an integer tensor is a copy of it (numpy would make floats)."""
+def _no_bool(what, fn):
+    """PyTorch has no bool kernel for these ops; numpy would quietly compute in int8."""
 
     def impl(xp, x, **kw):
-        if x.dtype.kind in "iub":
-            return x.copy()
+        if x.dtype.kind == "b":
+            raise TypeError(f'"{what}" is not implemented for bool tensors')
         return fn(xp, x, **kw)
 
     return impl
+
+
+def _int_identity(what, fn):
+    """floor/ceil/round/trunc of an integer tensor is a copy of it (numpy would make floats)."""
+
+    def impl(xp, x, **kw):
+        if x.dtype.kind in "iu":
+            if kw.get("decimals"):  # PyTorch has no integer kernel for round(decimals=...)
+                raise TypeError(f"{what}(decimals={kw['decimals']}) is not implemented for integer tensors")
+            return x.copy()
+        return fn(xp, x, **kw)
+
+    return _no_bool(what, impl)
 
 
 def _round(xp, x, decimals=0):
@@ -35,9 +48,13 @@ def _round(xp, x, decimals=0):
 
 
 def _sigmoid(xp, x):
-    # tanh form is stable for large |x| (no exp overflow) and needs one transcendental.
-    half = x.dtype.type(0.5)
-    return xp.tanh(x * half) * half + half
+    # exp(-|x|) never overflows and, unlike the tanh form, keeps full relative precision for
+    # large negative x; float16 computes in float32 and rounds once, as PyTorch does.
+    dt = x.dtype
+    if dt == xp.float16:
+        x = x.astype(xp.float32)
+    e = xp.exp(-xp.abs(x))
+    return (xp.where(x >= 0, 1, e) / (1 + e)).astype(dt, copy=False)
 
 
 _ZEROS = {}
@@ -58,7 +75,11 @@ def _relu(xp, x):
 
 
 def _sign(xp, x):
-    return x.copy() if x.dtype.kind == "b" else xp.sign(x)
+    if x.dtype.kind == "b":
+        return x.copy()
+    if x.dtype.kind == "f":  # PyTorch's (0 < x) - (x < 0): sign(nan) is 0, where numpy's is nan
+        return (x > 0).astype(x.dtype) - (x < 0)
+    return xp.sign(x)
 
 
 def _neg(xp, x):
@@ -67,24 +88,39 @@ def _neg(xp, x):
     return xp.negative(x)
 
 
+_ERF_CUT = 2.0
+_TWO_OVER_SQRT_PI = 1.1283791670955126
+_ONE_OVER_SQRT_PI = 0.5641895835477563
+
+
 def _erf(xp, x):
-    # Abramowitz & Stegun 7.1.26 is only ~1e-7 accurate; this uses erfc's continued
-    # rational form from Numerical Recipes (erfcc), relative error < 1.2e-7 everywhere.
+    # float64 results must be good to a few ulp, as PyTorch's are (a single rational fit is
+    # only ~1e-7 accurate). Below the cut: erf(x) = 2/sqrt(pi) e^(-x^2) sum (2x^2)^n x / (2n+1)!!,
+    # whose terms are all positive (no cancellation); above it: erfc's continued fraction
+    # 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), evaluated bottom-up. Both to ~1e-15.
     with xp.errstate(all="ignore"):
         ax = xp.abs(x).astype(xp.float64)
-        t = 1.0 / (1.0 + 0.5 * ax)
-        poly = -ax * ax - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-            -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-                -0.82215223 + t * 0.17087277))))))))
-        erfc = t * xp.exp(poly)
-        r = xp.where(x >= 0, 1.0 - erfc, erfc - 1.0)
+        s = xp.minimum(ax, _ERF_CUT)
+        x2 = s * s
+        term = s
+        total = s
+        for n in range(1, 30):
+            term = term * (2 * x2) / (2 * n + 1)
+            total = total + term
+        small = _TWO_OVER_SQRT_PI * xp.exp(-x2) * total
+        b = xp.maximum(ax, _ERF_CUT)
+        frac = b
+        for k in range(40, 0, -1):
+            frac = b + (k / 2) / frac
+        large = 1 - _ONE_OVER_SQRT_PI * xp.exp(-b * b) / frac
+        r = xp.copysign(xp.where(ax < _ERF_CUT, small, large), x)
     return r.astype(x.dtype)
 
 
 UNARY = {
     # name: (impl, dtype rule)
     "neg": (_neg, R.same),
-    "abs": (lambda xp, x: xp.abs(x), R.same),
+    "abs": (_no_bool("abs", lambda xp, x: xp.abs(x)), R.same),
     "exp": (lambda xp, x: _quiet(xp, lambda: xp.exp(x)), R.float_same),
     "log": (lambda xp, x: _quiet(xp, lambda: xp.log(x)), R.float_same),
     "log1p": (lambda xp, x: _quiet(xp, lambda: xp.log1p(x)), R.float_same),
@@ -100,10 +136,10 @@ UNARY = {
     "erf": (_erf, R.float_same),
     "relu": (_relu, R.same),
     "sign": (_sign, R.same),
-    "floor": (_int_identity(lambda xp, x: xp.floor(x)), R.same),
-    "ceil": (_int_identity(lambda xp, x: xp.ceil(x)), R.same),
-    "trunc": (_int_identity(lambda xp, x: xp.trunc(x)), R.same),
-    "round": (_int_identity(_round), R.same),
+    "floor": (_int_identity("floor", lambda xp, x: xp.floor(x)), R.same),
+    "ceil": (_int_identity("ceil", lambda xp, x: xp.ceil(x)), R.same),
+    "trunc": (_int_identity("trunc", lambda xp, x: xp.trunc(x)), R.same),
+    "round": (_int_identity("round", _round), R.same),
     "logical_not": (lambda xp, x: xp.logical_not(x), R.logical),
     "bitwise_not": (lambda xp, x: xp.invert(x), R.same),
     "isnan": (lambda xp, x: xp.isnan(x), R.bool_out),
@@ -116,17 +152,71 @@ for _name, (_impl, _rule) in UNARY.items():
              attrs={"decimals": 0} if _name == "round" else None)
 
 
+_INT_RANGE = {}
+
+
+def _fit(xp, v, like):
+    """A Python int as PyTorch casts it to an integer operand's dtype: wrapped around (uint8 + -1
+    adds 255, uint8 < -3 compares with 253), where numpy 2 refuses an out-of-range int or compares
+    it exactly. Ints already in range, and every other operand, pass through untouched."""
+    if v.__class__ is not int:
+        return v
+    dt = getattr(like, "dtype", None)
+    if dt is None or dt.kind not in "iu":
+        return v
+    lo_hi = _INT_RANGE.get(dt)
+    if lo_hi is None:
+        info = xp.iinfo(dt)
+        lo_hi = _INT_RANGE[dt] = (int(info.min), int(info.max))
+    if lo_hi[0] <= v <= lo_hi[1]:
+        return v
+    return xp.asarray(v).astype(dt)[()]
+
+
+def _fit_ints(fn):
+    def impl(xp, a, b, *rest, **kw):
+        if a.__class__ is int:
+            a = _fit(xp, a, b)
+        elif b.__class__ is int:
+            b = _fit(xp, b, a)
+        return fn(xp, a, b, *rest, **kw)
+
+    return impl
+
+
+def _add(xp, a, b, alpha=1):
+    return xp.add(a, b * _fit(xp, alpha, b) if alpha != 1 else b)
+
+
 def _sub(xp, a, b, alpha=1):
-    if getattr(a, "dtype", None) == bool and getattr(b, "dtype", None) == bool:
-        raise TypeError("subtraction, the `-` operator, with two bool tensors is not supported; "
-                        "use the `^` or logical_xor() operator instead")
-    return xp.subtract(a, b * alpha if alpha != 1 else b)
+    return xp.subtract(a, b * _fit(xp, alpha, b) if alpha != 1 else b)
+
+
+def _sub_rule(args, attrs):
+    # PyTorch refuses a bool operand of either kind (tensor or Python bool), not only two bool tensors.
+    for a in args:
+        if isinstance(a, bool) or getattr(a, "dtype", None) is R.D.bool_:
+            raise TypeError("subtraction, the `-` operator, with a bool tensor is not supported; use the `^` or "
+                            "logical_xor() operator instead, or `~` / logical_not() to invert a mask")
+    return R.promote(args, attrs)
+
+
+def _reject_bool(a, b, what):
+    """Raise when the op computes on bools (tensor operands already hold the compute dtype):
+    PyTorch has no bool kernel for these, where numpy would quietly compute in int8."""
+    for v in (a, b):
+        dt = getattr(v, "dtype", None)
+        if dt is not None:
+            if dt.kind == "b":
+                raise TypeError(f'"{what}" is not implemented for bool tensors')
+            return
 
 
 def _div(xp, a, b, rounding_mode=None):
     with xp.errstate(all="ignore"):
         if rounding_mode is None:
             return xp.true_divide(a, b)
+        _reject_bool(a, b, f"div(rounding_mode={rounding_mode!r})")
         if rounding_mode == "floor":
             _check_divisor(xp, a, b)
             return xp.floor_divide(a, b)
@@ -146,7 +236,27 @@ def _div_rule(args, attrs):
 
 
 def _pow(xp, a, b):
+    if getattr(a, "dtype", None) is not None and a.dtype.kind == "b" and isinstance(b, bool):
+        # PyTorch's only bool pow: x ** True is x and x ** False is all True
+        return a.copy() if b else xp.ones_like(a)
+    _reject_bool(a, b, "pow")
+    a = _fit(xp, a, b)
+    if b.__class__ is int and getattr(a, "dtype", None) is not None and a.dtype.kind in "iu":
+        # An int exponent is not cast to the base's dtype (uint8 ** -3 is an error, not ** 253).
+        if b < 0:
+            raise ValueError("Integers to negative integer powers are not allowed.")
+        if _fit(xp, b, a) is not b:
+            with xp.errstate(all="ignore"):
+                return xp.power(a.astype(xp.int64), b).astype(a.dtype)
     with xp.errstate(all="ignore"):
+        if getattr(b, "dtype", None) is not None and b.dtype.kind == "i":
+            neg = b < 0
+            if neg.any():
+                # numpy refuses integer ** negative integer; PyTorch truncates 1 / x**n:
+                # 1 for x == 1, +-1 (by the exponent's parity) for x == -1, else 0.
+                r = xp.power(a, xp.where(neg, 0, b))
+                inv = xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * (b & 1), 0))
+                return xp.where(neg, inv, r).astype(r.dtype, copy=False)
         return xp.power(a, b)
 
 
@@ -164,8 +274,9 @@ def _check_divisor(xp, a, b):
         raise ZeroDivisionError("integer division by zero")
 
 
-def _int_div_check(fn):
+def _int_div_check(fn, what):
     def impl(xp, a, b):
+        _reject_bool(a, b, what)
         _check_divisor(xp, a, b)
         return _quiet(xp, lambda: fn(xp, a, b))
 
@@ -183,12 +294,12 @@ def _bool_only_or_int(fn, what):
 
 
 BINARY = {
-    "add": (lambda xp, a, b, alpha=1: xp.add(a, b * alpha if alpha != 1 else b), R.promote, {"alpha": 1}),
-    "sub": (_sub, R.promote, {"alpha": 1}),
+    "add": (_add, R.promote, {"alpha": 1}),
+    "sub": (_sub, _sub_rule, {"alpha": 1}),
     "mul": (lambda xp, a, b: xp.multiply(a, b), R.promote, None),
     "div": (_div, _div_rule, {"rounding_mode": None}),
-    "remainder": (_int_div_check(lambda xp, a, b: xp.remainder(a, b)), R.promote, None),
-    "fmod": (_int_div_check(lambda xp, a, b: xp.fmod(a, b)), R.promote, None),
+    "remainder": (_int_div_check(lambda xp, a, b: xp.remainder(a, b), "remainder"), R.promote, None),
+    "fmod": (_int_div_check(lambda xp, a, b: xp.fmod(a, b), "fmod"), R.promote, None),
     "pow": (_pow, R.promote, None),
     "maximum": (lambda xp, a, b: xp.maximum(a, b), R.promote, None),
     "minimum": (lambda xp, a, b: xp.minimum(a, b), R.promote, None),
@@ -208,14 +319,15 @@ BINARY = {
 }
 
 for _name, (_impl, _rule, _attrs) in BINARY.items():
-    register(f"tj::{_name}", ("self", "other"), _impl, ES, _rule, attrs=_attrs)
+    register(f"tj::{_name}", ("self", "other"), _impl if _name == "pow" else _fit_ints(_impl), ES, _rule,
+             attrs=_attrs)
 
 
 def _clamp(xp, x, lo, hi):
     if lo is not None:
-        x = xp.maximum(x, lo)
+        x = xp.maximum(x, _fit(xp, lo, x))
     if hi is not None:
-        x = xp.minimum(x, hi)
+        x = xp.minimum(x, _fit(xp, hi, x))
     return x
 
 

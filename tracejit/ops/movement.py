@@ -30,8 +30,10 @@ def storage_root(arr):
 
 def view_strides(old_shape, old_strides, shape):
     """PyTorch's `computeStride`: strides for viewing (shape, strides) as `shape`, or None."""
+    if not old_shape:  # a 0-d tensor views as any all-ones shape
+        return (1,) * len(shape)
     if R.numel(old_shape) == 0:
-        return R.contiguous_strides(shape)
+        return tuple(old_strides) if tuple(old_shape) == tuple(shape) else R.contiguous_strides(shape)
     new = [0] * len(shape)
     view_d = len(shape) - 1
     chunk_base_stride = old_strides[-1] if old_strides else 1
@@ -129,15 +131,39 @@ def _slice_shape(shapes, dim, start, end, step):
     return tuple(s)
 
 
+class _At:
+    """`base`'s memory presented at another address, for numpy to view (see `_empty_at`)."""
+
+    def __init__(self, base, ptr, shape, strides):
+        self.base = base  # keeps the memory alive; storage_root follows it
+        self.__array_interface__ = {"data": (ptr, False), "shape": shape, "strides": strides,
+                                    "typestr": base.dtype.str, "version": 3}
+
+
+def _empty_at(xp, x, out, nbytes):
+    """`out`, a view of `x`, starting `nbytes` past `x`'s data as PyTorch's storage offset says:
+    numpy moves the data pointer of a zero-size view back to its base's."""
+    if out.size or xp.__name__ != "numpy":
+        return out
+    ptr = x.__array_interface__["data"][0] + nbytes
+    if out.__array_interface__["data"][0] == ptr:
+        return out
+    return xp.asarray(_At(x, ptr, out.shape, out.strides))
+
+
 def _slice(xp, x, dim, start, end, step):
-    return x[(slice(None),) * dim + (slice(start, end, step), Ellipsis)]
+    return _empty_at(xp, x, x[(slice(None),) * dim + (slice(start, end, step), Ellipsis)], start * x.strides[dim])
+
+
+def _select(xp, x, dim, index):
+    return _empty_at(xp, x, x[(slice(None),) * dim + (index, Ellipsis)], index * x.strides[dim])
 
 
 register("tj::slice", ("self",), _slice, _slice_shape, R.same, kind="view",
          attrs={"dim": 0, "start": 0, "end": 0, "step": 1},
          view_strides=lambda shape, strides, dim, step, **_: tuple(
              s * step if i == dim else s for i, s in enumerate(strides)))
-register("tj::select", ("self",), lambda xp, x, dim, index: x[(slice(None),) * dim + (index, Ellipsis)],
+register("tj::select", ("self",), _select,
          lambda shapes, dim, index: tuple(d for i, d in enumerate(shapes[0]) if i != dim), R.same, kind="view",
          attrs={"dim": 0, "index": 0},
          view_strides=lambda shape, strides, dim, **_: tuple(s for i, s in enumerate(strides) if i != dim))
@@ -148,7 +174,8 @@ def _as_strided(xp, x, size, stride, storage_offset):
     if root.dtype != x.dtype:
         root = root.view(x.dtype)
     item = x.itemsize
-    return xp.lib.stride_tricks.as_strided(root[storage_offset:], size, tuple(s * item for s in stride))
+    out = xp.lib.stride_tricks.as_strided(root[storage_offset:], size, tuple(s * item for s in stride))
+    return _empty_at(xp, root, out, storage_offset * item)
 
 
 register("tj::as_strided", ("self",), _as_strided, lambda shapes, size, **_: tuple(size), R.same, kind="view",

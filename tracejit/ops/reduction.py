@@ -38,6 +38,10 @@ def _mean(xp, x, dim=None, keepdim=False, dtype=None):
         x = x.astype(dtype.np)
     # float16 accumulates in float32, as PyTorch's CPU kernels do, then rounds once.
     acc = xp.float32 if x.dtype == xp.float16 else None
+    if x.size == 0:  # 0/0: nan, as in PyTorch, without numpy's "Mean of empty slice" warning
+        with xp.errstate(all="ignore"):
+            s = xp.sum(x, axis=_axis(dim), keepdims=keepdim, dtype=acc)
+            return (s / x.dtype.type(0)).astype(x.dtype, copy=False)
     return xp.mean(x, axis=_axis(dim), keepdims=keepdim, dtype=acc).astype(x.dtype, copy=False)
 
 
@@ -62,6 +66,8 @@ def _amin(xp, x, dim=None, keepdim=False):
 
 def _arg(fn_name):
     def impl(xp, x, dim=None, keepdim=False):
+        if x.dtype.kind == "b":
+            raise TypeError(f"{fn_name}(): does not support bool input")
         _nonempty(fn_name)(x, None if dim is None else (dim,))
         fn = xp.argmax if fn_name == "argmax" else xp.argmin
         if dim is None:
@@ -95,8 +101,10 @@ def _var(xp, x, dim=None, correction=1, keepdim=False):
     with xp.errstate(all="ignore"):
         if n - correction > 0:
             return xp.var(x, axis=_axis(dim), ddof=correction, keepdims=keepdim)
-        # PyTorch divides by max(0, N - correction): 0/0 gives nan, more gives inf.
-        ss = xp.var(x, axis=_axis(dim), keepdims=keepdim) * n
+        # PyTorch divides by max(0, N - correction): 0/0 gives nan, more gives inf. The sum of
+        # squared deviations is written out because xp.var warns on an empty reduction.
+        mu = xp.sum(x, axis=_axis(dim), keepdims=True) / max(n, 1)
+        ss = xp.sum((x - mu) ** 2, axis=_axis(dim), keepdims=keepdim)
         return (ss / x.dtype.type(0)).astype(x.dtype)
 
 
@@ -113,6 +121,8 @@ def _logsumexp(xp, x, dim, keepdim=False):
 
 
 def _norm(xp, x, p=2.0, dim=None, keepdim=False):
+    if x.dtype == xp.float16:  # accumulate in float32 like PyTorch: float16 squares overflow past 256
+        return _norm(xp, x.astype(xp.float32), p, dim, keepdim).astype(xp.float16)
     ax = _axis(dim)
     a = xp.abs(x)
     if p == float("inf"):
@@ -142,6 +152,8 @@ def _log_softmax(xp, x, dim):
 
 def _cumsum(xp, x, dim, dtype=None):
     out_dt = dtype.np if dtype is not None else (x.dtype if x.dtype.kind == "f" else xp.int64)
+    if out_dt == xp.float16:  # running sums in float16 drift by whole units; PyTorch accumulates in float32
+        return xp.cumsum(x, axis=dim, dtype=xp.float32).astype(xp.float16)
     return xp.cumsum(x, axis=dim, dtype=out_dt)
 
 
@@ -159,6 +171,11 @@ def _bool_reduce(fn):
         return fn(x, axis=_axis(dim), keepdims=keepdim)
 
     return impl
+
+
+def _bool_reduce_out(args, attrs):
+    # all/any give bool, except on uint8, which PyTorch keeps (a legacy of uint8 masks).
+    return None, R.D.uint8 if args[0].dtype is R.D.uint8 else R.D.bool_
 
 
 def _float_keep(args, attrs):
@@ -188,17 +205,21 @@ register("tj::var", ("self",), _var, R.reduction_shape, R.float_only("var"), kin
          attrs={"dim": None, "correction": 1, "keepdim": False})
 register("tj::std", ("self",), _std, R.reduction_shape, R.float_only("std"), kind="reduction",
          attrs={"dim": None, "correction": 1, "keepdim": False})
+# Integer inputs are cast to the float compute dtype first (cast=(0,)), else numpy would pick
+# the float width from the integer's (float16 for int8, float64 for int64).
 register("tj::logsumexp", ("self",), _logsumexp, R.reduction_shape, R.float_same, kind="reduction",
-         attrs={"dim": (0,), "keepdim": False})
-register("tj::all", ("self",), _bool_reduce(lambda x, **k: x.all(**k)), R.reduction_shape, R.logical,
+         attrs={"dim": (0,), "keepdim": False}, cast=(0,))
+register("tj::all", ("self",), _bool_reduce(lambda x, **k: x.all(**k)), R.reduction_shape, _bool_reduce_out,
          kind="reduction", attrs=RD)
-register("tj::any", ("self",), _bool_reduce(lambda x, **k: x.any(**k)), R.reduction_shape, R.logical,
+register("tj::any", ("self",), _bool_reduce(lambda x, **k: x.any(**k)), R.reduction_shape, _bool_reduce_out,
          kind="reduction", attrs=RD)
 register("tj::norm", ("self",), _norm, R.reduction_shape, _float_keep, kind="reduction",
          attrs={"p": 2.0, "dim": None, "keepdim": False})
-register("tj::softmax", ("self",), _softmax, R.first_shape, R.float_same, kind="reduction", attrs={"dim": -1})
-register("tj::log_softmax", ("self",), _log_softmax, R.first_shape, R.float_same, kind="reduction",
+# PyTorch has no integer softmax kernels (softmax(x, dim, dtype=...) casts first).
+register("tj::softmax", ("self",), _softmax, R.first_shape, R.float_only("softmax"), kind="reduction",
          attrs={"dim": -1})
+register("tj::log_softmax", ("self",), _log_softmax, R.first_shape, R.float_only("log_softmax"),
+         kind="reduction", attrs={"dim": -1})
 register("tj::cumsum", ("self",), _cumsum, R.first_shape, R.accumulate, kind="scan",
          attrs={"dim": 0, "dtype": None})
 

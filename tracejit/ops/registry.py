@@ -11,8 +11,9 @@ Eager dispatch, the IR and every backend read the same entry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 # Kinds group ops for passes and backends: elementwise ops fuse, views alias their input, ...
 KINDS = ("elementwise", "reduction", "view", "movement", "linalg", "factory", "random", "indexing", "scan")
@@ -43,6 +44,8 @@ class OpDef:
     # op has a cheaper one than "compute, then copy into the target" (setitem, copy_).
     inplace_impl: Callable | None = None
     num_outputs: int = 1
+    # grad(F, ctx, *grad_outputs) -> a gradient per input; set by tracejit.ops.grads
+    grad: Callable | None = None
     doc: str = ""
     extra: dict = field(default_factory=dict)
 
