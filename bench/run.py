@@ -11,7 +11,7 @@ import importlib
 import os
 import platform
 
-WORKLOADS = {"eager_ops": "bench.eager_ops"}
+WORKLOADS = {"eager_ops": "bench.eager_ops", "train_mlp": "bench.train_mlp"}
 
 
 def main(argv=None):

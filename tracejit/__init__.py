@@ -23,7 +23,8 @@ half, float, double = float16, float32, float64  # noqa: A001 - PyTorch's names
 short, int, long = int16, int32, int64  # noqa: A001
 
 # Submodules reachable as attributes (`tracejit.cuda.is_available()`), imported on first use.
-_SUBMODULES = {"cuda", "ops", "dtypes", "devices", "ir", "codegen", "runtime"}
+_SUBMODULES = {"cuda", "ops", "dtypes", "devices", "ir", "codegen", "runtime", "nn", "optim", "utils", "autograd",
+               "errors"}
 
 
 def __getattr__(name):

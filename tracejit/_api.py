@@ -7,7 +7,7 @@ never pays for (or depends on) it.
 
 from __future__ import annotations
 
-from . import _creation, _math, _movement, _reduce, _shape_ops, autograd
+from . import _creation, _math, _movement, _reduce, _shape_ops, autograd, serialization
 from . import dtypes as D
 from ._creation import Generator, default_generator
 from ._tensor import Size, Storage, Tensor, dispatch
@@ -145,5 +145,6 @@ PUBLIC.update(
     promote_types=D.promote_types, get_default_dtype=D.get_default_dtype, set_default_dtype=D.set_default_dtype,
     set_printoptions=set_printoptions, get_printoptions=get_printoptions, dispatch=dispatch, autograd=autograd,
     no_grad=autograd.no_grad, enable_grad=autograd.enable_grad, set_grad_enabled=autograd.set_grad_enabled,
-    inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled,
+    inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled, save=serialization.save,
+    load=serialization.load,
 )

@@ -17,7 +17,7 @@ import numpy as np
 from . import dtypes as D
 from . import ops
 from ._tensor import Tensor, _wrap, dispatch
-from .devices import CPU, as_device, module_for, to_device
+from .devices import CPU, array_module, as_device, module_for, to_device
 
 _FULL, _EMPTY, _ARANGE = ops.get("tj::full"), ops.get("tj::empty"), ops.get("tj::arange")
 _LINSPACE, _EYE = ops.get("tj::linspace"), ops.get("tj::eye")
@@ -146,7 +146,7 @@ def _from_data(data):
                         "expected numbers, bools or nested lists of them")
     if arr.dtype.kind == "f" and arr.dtype != np.float16:
         arr = arr.astype(D.get_default_dtype().np)
-    elif arr.dtype.kind in "iu" and arr.dtype != np.int64:
+    elif arr.dtype.kind in "iu" and arr.dtype not in D.FROM_NP:  # numpy ints keep their (supported) type
         arr = arr.astype(np.int64)
     return arr
 
@@ -253,24 +253,46 @@ def _like(input, dtype, device):
         (input.device if device is None else as_device(device))
 
 
+def _keep_layout(out, input):
+    """`out` in `input`'s strides when those are dense and non-overlapping (PyTorch's *_like keep them)."""
+    st = input.stride()
+    if input.is_contiguous():
+        return out
+    req = 1
+    for d in sorted(range(input.ndim), key=lambda d: st[d]):
+        n = input.shape[d]
+        if n < 2:
+            continue
+        if st[d] != req:
+            return out
+        req *= n
+    arr = out._data
+    xp = array_module(arr)
+    strides = tuple(s * arr.itemsize for s in st)
+    view = xp.lib.stride_tricks.as_strided(xp.empty(arr.size, arr.dtype), arr.shape, strides)
+    view[...] = arr
+    out._data = view
+    return out
+
+
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
     s, d, dev = _like(input, dtype, device)
-    return zeros(s, dtype=d, device=dev, requires_grad=requires_grad)
+    return _keep_layout(zeros(s, dtype=d, device=dev, requires_grad=requires_grad), input)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False):
     s, d, dev = _like(input, dtype, device)
-    return ones(s, dtype=d, device=dev, requires_grad=requires_grad)
+    return _keep_layout(ones(s, dtype=d, device=dev, requires_grad=requires_grad), input)
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False):
     s, d, dev = _like(input, dtype, device)
-    return empty(s, dtype=d, device=dev, requires_grad=requires_grad)
+    return _keep_layout(empty(s, dtype=d, device=dev, requires_grad=requires_grad), input)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
     s, d, dev = _like(input, dtype, device)
-    return full(s, fill_value, dtype=d, device=dev, requires_grad=requires_grad)
+    return _keep_layout(full(s, fill_value, dtype=d, device=dev, requires_grad=requires_grad), input)
 
 
 def _num(v):
@@ -304,14 +326,21 @@ def _gen(generator):
     return (generator or default_generator)._np
 
 
+def _float_only(what, dtype):
+    if dtype is not None and not D.as_dtype(dtype).is_floating_point:
+        raise NotImplementedError(f"{what}: not implemented for {D.as_dtype(dtype)}; use a floating-point dtype")
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
+    _float_only("rand", dtype)
     return _factory(_RAND, {"size": _size(size), "dtype": _dt(dtype), "device": _dev(device),
                             "generator": _gen(generator)}, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal samples."""
+    _float_only("randn", dtype)
     return _factory(_RANDN, {"size": _size(size), "dtype": _dt(dtype), "device": _dev(device),
                              "generator": _gen(generator)}, requires_grad)
 
@@ -342,19 +371,19 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False):
     s, d, dev = _like(input, dtype, device)
-    return rand(s, dtype=d, device=dev, requires_grad=requires_grad)
+    return _keep_layout(rand(s, dtype=d, device=dev, requires_grad=requires_grad), input)
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False):
     s, d, dev = _like(input, dtype, device)
-    return randn(s, dtype=d, device=dev, requires_grad=requires_grad)
+    return _keep_layout(randn(s, dtype=d, device=dev, requires_grad=requires_grad), input)
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, device=None):
     if high is None:
         low, high = 0, low
     s, d, dev = _like(input, dtype, device)
-    return randint(low, high, s, dtype=d, device=dev)
+    return _keep_layout(randint(low, high, s, dtype=d, device=dev), input)
 
 
 FUNCTIONS = {f.__name__: f for f in (

@@ -69,18 +69,21 @@ def _normalize(index, x):
         raise IndexError("an index can only have a single ellipsis ('...')")
     if consumed > x.ndim:
         raise IndexError(f"too many indices for tensor of dimension {x.ndim}")
+    pos = list(range(len(out)))  # each item's place in the index, which PyTorch's errors name as its dim
     if n_ell:
         at = out.index(Ellipsis)
         out[at : at + 1] = [slice(None)] * (x.ndim - consumed)
-    return out
+        pos[at : at + 1] = [at] * (x.ndim - consumed)
+        pos[at + x.ndim - consumed :] = range(at + 1, at + 1 + len(pos) - at - x.ndim + consumed)
+    return out, pos
 
 
-def _apply_basic(x, items):
+def _apply_basic(x, items, pos):
     """Apply the basic items as views; return the view and its advanced indices (None elsewhere)."""
     view = x
     dim = 0
     adv = []
-    for it in items:
+    for it, p in zip(items, pos):
         if it is None:
             view = unsqueeze(view, dim)
             adv.append(None)
@@ -88,7 +91,7 @@ def _apply_basic(x, items):
         elif isinstance(it, int):
             size = view.shape[dim]
             if not -size <= it < size:
-                raise IndexError(f"index {it} is out of bounds for dimension {dim} with size {size}")
+                raise IndexError(f"index {it} is out of bounds for dimension {p} with size {size}")
             view = select(view, dim, it)
         elif isinstance(it, slice):
             step = 1 if it.step is None else int(it.step)
@@ -118,8 +121,7 @@ _MASK_DIM = object()
 
 
 def getitem(x, index):
-    items = _normalize(index, x)
-    view, adv = _apply_basic(x, items)
+    view, adv = _apply_basic(x, *_normalize(index, x))
     if adv is None:
         # x[:] and x[...] are new views of x, not x itself
         return view if view is not x else dispatch(_ALIAS, (x,), {"dims": ()})
@@ -127,8 +129,7 @@ def getitem(x, index):
 
 
 def setitem(x, index, value):
-    items = _normalize(index, x)
-    view, adv = _apply_basic(x, items)
+    view, adv = _apply_basic(x, *_normalize(index, x))
     if isinstance(value, (list, tuple, np.ndarray)):
         value = _wrap(np.asarray(value))
     elif isinstance(value, np.generic):

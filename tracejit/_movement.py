@@ -101,6 +101,8 @@ def scatter_add_(self, dim, index, src):
 def index_select(input, dim, index):
     if not isinstance(index, Tensor) or index.dtype not in (D.int64, D.int32) or index.ndim > 1:
         raise RuntimeError("index_select(): index must be a 1-D int64 or int32 tensor")
+    if index.ndim == 0:  # PyTorch treats a 0-d index as a 1-element one: the dim is kept, with size 1
+        index = index.reshape(1)
     return dispatch(_OP["index_select"], (input, index), {"dim": wrap_dim(dim, input.ndim)})
 
 

@@ -120,6 +120,8 @@ def movedim(self, source, destination):
     dst = [destination] if isinstance(destination, int) else list(destination)
     n = self.ndim
     src, dst = [wrap_dim(s, n) for s in src], [wrap_dim(d, n) for d in dst]
+    if n == 0:  # dims 0 and -1 name the one "dim" of a 0-d tensor
+        return permute(self)
     rest = [d for d in range(n) if d not in src]
     order = [None] * n
     for s, d in zip(src, dst):
@@ -163,7 +165,7 @@ def squeeze(self, dim=None):
         dims = tuple(i for i, d in enumerate(shape) if d == 1)
     else:
         dl = (dim,) if isinstance(dim, int) else tuple(dim)
-        dims = tuple(sorted({wrap_dim(d, len(shape)) for d in dl if shape and shape[wrap_dim(d, len(shape))] == 1}))
+        dims = tuple(sorted(d for d in {wrap_dim(d, len(shape)) for d in dl} if shape and shape[d] == 1))
     return dispatch(_SQUEEZE, (self,), {"dims": dims})
 
 
@@ -174,6 +176,8 @@ def flatten(self, start_dim=0, end_dim=-1):
     s, e = wrap_dim(start_dim, n), wrap_dim(end_dim, n)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:  # nothing to flatten: PyTorch returns the tensor itself
+        return self
     shape = self._data.shape
     mid = 1
     for d in shape[s : e + 1]:

@@ -16,10 +16,10 @@ import numpy as np
 
 from . import dtypes as D
 from . import ops
-from .devices import CPU, array_module, as_device, device_of, to_device
-from .ops.movement import _At, storage_root
 from .autograd.engine import record as _record
 from .autograd.grad_mode import _state as _GRAD
+from .devices import CPU, array_module, as_device, device_of, to_device
+from .ops.movement import _At, storage_root
 from .ops.registry import ShapeError
 from .ops.rules import contiguous_strides
 
@@ -28,6 +28,8 @@ _ndarray = np.ndarray
 _generic = np.generic
 _NUMBER = (bool, int, float)
 _EMPTY = {}
+_LEGACY_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                 "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 class Tensor:
@@ -141,7 +143,7 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            return f"tracejit.{self.dtype.name.capitalize()}Tensor"
+            return f"tracejit.{_LEGACY_NAMES[self.dtype.name]}Tensor"
         return self.to(D.as_dtype(dtype))
 
     # ---- conversions ---------------------------------------------------------------------
@@ -164,15 +166,20 @@ class Tensor:
 
     def __bool__(self):
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {'more than one value' if self._data.size else 'no values'}"
-                               " is ambiguous")
+            what = "more than one value" if self._data.size else "no values"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
         return bool(self.item())
 
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar())
 
     def __int__(self):
-        return int(self.item())
+        return int(self._scalar())
+
+    def _scalar(self):
+        if self._data.size != 1:  # item() raises a RuntimeError; the Python conversions a ValueError
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        return self.item()
 
     def __index__(self):
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
@@ -180,7 +187,7 @@ class Tensor:
         return int(self.item())
 
     def __complex__(self):
-        return complex(self.item())
+        return complex(self._scalar())
 
     def __format__(self, spec):
         if self._data.ndim == 0:

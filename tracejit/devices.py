@@ -28,19 +28,19 @@ class device:  # noqa: N801 - the public name is torch's
             raise TypeError(f"device() expects a string such as 'cpu' or 'cuda:0', got {type!r}")
         elif ":" in type:
             if index is not None:
-                raise ValueError(f"device string {type!r} already has an index; do not pass index={index}")
+                raise RuntimeError(f"device string {type!r} already has an index; do not pass index={index}")
             type, _, idx = type.partition(":")
             if not idx.isdigit():
-                raise ValueError(f"invalid device index in {type}:{idx!r}; expected e.g. 'cuda:0'")
+                raise RuntimeError(f"invalid device index in {type}:{idx!r}; expected e.g. 'cuda:0'")
             index = int(idx)
         if type not in VALID_TYPES:
-            raise ValueError(f"unknown device type {type!r}; expected one of: cpu, cuda, cuda:N")
+            raise RuntimeError(f"unknown device type {type!r}; expected one of: cpu, cuda, cuda:N")
         if index is not None and (not isinstance(index, int) or index < 0):
-            raise ValueError(f"device index must be a non-negative int, got {index!r}")
+            raise RuntimeError(f"device index must be a non-negative int, got {index!r}")
         if type == "cpu" and index not in (None, 0):
-            raise ValueError(f"cpu device has no index {index}")
+            raise RuntimeError(f"cpu device has no index {index}")
         self.type = type
-        self.index = None if type == "cpu" else index
+        self.index = index  # device("cpu:0") keeps its index, as in PyTorch (tensors report device("cpu"))
 
     def __repr__(self):
         if self.index is None:
@@ -50,13 +50,10 @@ class device:  # noqa: N801 - the public name is torch's
     def __str__(self):
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    def __eq__(self, other):
-        if isinstance(other, str):
-            try:
-                other = device(other)
-            except (ValueError, TypeError):
-                return False
-        return isinstance(other, device) and self.type == other.type and self.index == other.index
+    def __eq__(self, other):  # a device never equals a string, as in PyTorch
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
 
     def __hash__(self):
         return hash((self.type, self.index))

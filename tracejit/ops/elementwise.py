@@ -128,9 +128,9 @@ UNARY = {
     "sqrt": (lambda xp, x: _quiet(xp, lambda: xp.sqrt(x)), R.float_same),
     "rsqrt": (lambda xp, x: _quiet(xp, lambda: 1 / xp.sqrt(x)), R.float_same),
     "reciprocal": (lambda xp, x: _quiet(xp, lambda: 1 / x), R.float_same),
-    "sin": (lambda xp, x: xp.sin(x), R.float_same),
-    "cos": (lambda xp, x: xp.cos(x), R.float_same),
-    "tan": (lambda xp, x: xp.tan(x), R.float_same),
+    "sin": (lambda xp, x: _quiet(xp, lambda: xp.sin(x)), R.float_same),
+    "cos": (lambda xp, x: _quiet(xp, lambda: xp.cos(x)), R.float_same),
+    "tan": (lambda xp, x: _quiet(xp, lambda: xp.tan(x)), R.float_same),
     "tanh": (lambda xp, x: xp.tanh(x), R.float_same),
     "sigmoid": (_sigmoid, R.float_same),
     "erf": (_erf, R.float_same),
@@ -173,15 +173,47 @@ def _fit(xp, v, like):
     return xp.asarray(v).astype(dt)[()]
 
 
-def _fit_ints(fn):
+_HALF_MAX = 65504.0
+
+
+def _half_scalar(v, like):
+    """Whether `v` is a Python float meeting the float16 array `like`."""
+    return v.__class__ is float and getattr(like, "dtype", None) is not None and like.dtype == "float16"
+
+
+def _half_overflow(v, like):
+    """Whether Python float `v` is finite but beyond float16's range while `like` is float16."""
+    return _HALF_MAX < abs(v) < float("inf") if _half_scalar(v, like) else False
+
+
+def _fit_scalars(fn, opmath=()):
+    """Python-number operands as PyTorch treats them: ints wrapped to an integer operand's dtype
+    (see `_fit`). A float against a float16 tensor is rounded to float16 (past its range: to inf,
+    without numpy's overflow warning), except where PyTorch's mul and div kernels (`opmath`: the
+    operand positions where this holds) read it at float32 precision and compute in float32:
+    x // 0.02 divides by 0.0199999996, not by 0.020004, and 0 * 1e5 is 0, not nan."""
+
     def impl(xp, a, b, *rest, **kw):
         if a.__class__ is int:
             a = _fit(xp, a, b)
         elif b.__class__ is int:
             b = _fit(xp, b, a)
+        elif _half_scalar(a, b) and 0 in opmath or _half_scalar(b, a) and 1 in opmath:
+            with xp.errstate(over="ignore"):
+                r = fn(xp, *(v.astype(xp.float32) if hasattr(v, "dtype") else v for v in (a, b)), *rest, **kw)
+                return r.astype(xp.float16) if r.dtype == xp.float32 else r
+        elif _half_overflow(a, b):
+            a *= float("inf")
+        elif _half_overflow(b, a):
+            b *= float("inf")
         return fn(xp, a, b, *rest, **kw)
 
     return impl
+
+
+def _check_half(v, like):
+    if _half_overflow(v, like):
+        raise OverflowError(f"value {v} cannot be converted to type float16 without overflow")
 
 
 def _add(xp, a, b, alpha=1):
@@ -310,20 +342,24 @@ BINARY = {
     "le": (lambda xp, a, b: xp.less_equal(a, b), R.compare, None),
     "gt": (lambda xp, a, b: xp.greater(a, b), R.compare, None),
     "ge": (lambda xp, a, b: xp.greater_equal(a, b), R.compare, None),
-    "logical_and": (lambda xp, a, b: xp.logical_and(a, b), R.logical, None),
-    "logical_or": (lambda xp, a, b: xp.logical_or(a, b), R.logical, None),
-    "logical_xor": (lambda xp, a, b: xp.logical_xor(a, b), R.logical, None),
+    # PyTorch tests truth after casting to the promoted dtype (1e-30 in a float16 op is False).
+    "logical_and": (lambda xp, a, b: xp.logical_and(a, b), R.compare, None),
+    "logical_or": (lambda xp, a, b: xp.logical_or(a, b), R.compare, None),
+    "logical_xor": (lambda xp, a, b: xp.logical_xor(a, b), R.compare, None),
     "bitwise_and": (_bool_only_or_int(lambda a, b: a & b, "bitwise_and (&)"), R.promote, None),
     "bitwise_or": (_bool_only_or_int(lambda a, b: a | b, "bitwise_or (|)"), R.promote, None),
     "bitwise_xor": (_bool_only_or_int(lambda a, b: a ^ b, "bitwise_xor (^)"), R.promote, None),
 }
 
 for _name, (_impl, _rule, _attrs) in BINARY.items():
-    register(f"tj::{_name}", ("self", "other"), _impl if _name == "pow" else _fit_ints(_impl), ES, _rule,
-             attrs=_attrs)
+    _opmath = {"mul": (0, 1), "div": (1,)}.get(_name, ())
+    register(f"tj::{_name}", ("self", "other"), _impl if _name == "pow" else _fit_scalars(_impl, _opmath), ES,
+             _rule, attrs=_attrs)
 
 
 def _clamp(xp, x, lo, hi):
+    _check_half(lo, x)
+    _check_half(hi, x)
     if lo is not None:
         x = xp.maximum(x, _fit(xp, lo, x))
     if hi is not None:
@@ -336,14 +372,27 @@ register("tj::clamp", ("self", "min", "max"), _clamp, ES, R.promote)
 
 def _where_rule(args, attrs):
     r = R.promote(args[1:], attrs)[0]
+    if all(isinstance(a, (bool, int, float)) for a in args[1:]):
+        # No tensor to cast: numpy would make Python floats float64; cast the result instead.
+        return None, r
     return r, r
 
 
-register("tj::where", ("condition", "self", "other"),
-         lambda xp, c, a, b: xp.where(c, a, b), ES, _where_rule, cast=(1, 2))
+def _where(xp, c, a, b):
+    # where only selects: a float beyond float16's range becomes the inf it rounds to, as in
+    # PyTorch, without numpy's overflow warning
+    if _half_overflow(a, b):
+        a *= float("inf")
+    elif _half_overflow(b, a):
+        b *= float("inf")
+    return xp.where(c, a, b)
+
+
+register("tj::where", ("condition", "self", "other"), _where, ES, _where_rule, cast=(1, 2))
 
 
 def _masked_fill(xp, x, mask, value):
+    _check_half(value, x)
     return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
 
 
@@ -352,10 +401,12 @@ register("tj::masked_fill", ("self", "mask", "value"), _masked_fill, ES,
 
 
 def _cast(xp, x, dtype):
-    return x.astype(dtype.np)
+    # Out-of-range values (1e5 to float16, nan to int64) convert silently in PyTorch.
+    return _quiet(xp, lambda: x.astype(dtype.np))
 
 
-register("tj::to_dtype", ("self",), _cast, R.first_shape, R.given_dtype, attrs={"dtype": None})
+# cast=(): the impl does the one conversion, quietly; dispatch's cast to the compute dtype would warn.
+register("tj::to_dtype", ("self",), _cast, R.first_shape, R.given_dtype, attrs={"dtype": None}, cast=())
 register("tj::clone", ("self",), lambda xp, x: x.copy(), R.first_shape, R.same, kind="movement")
 register("tj::contiguous", ("self",), lambda xp, x: xp.ascontiguousarray(x), R.first_shape, R.same,
          kind="movement")

@@ -32,9 +32,9 @@ def _empty(xp, size, dtype, device=None):
 
 def arange_length(start, end, step):
     if step == 0:
-        raise ValueError("arange: step must be nonzero")
+        raise RuntimeError("arange: step must be nonzero")
     if (end - start) * step < 0:
-        raise ValueError(f"arange: upper bound and lower bound inconsistent with step sign "
+        raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign "
                          f"(start={start}, end={end}, step={step})")
     return max(0, math.ceil((end - start) / step))
 
@@ -49,7 +49,7 @@ def _arange(xp, start, end, step, dtype, device=None):
 
 def _linspace(xp, start, end, steps, dtype, device=None):
     if steps < 0:
-        raise ValueError(f"linspace: number of steps must be non-negative, got {steps}")
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
     return xp.linspace(start, end, steps, dtype=xp.float64).astype(dtype.np)
 
 
@@ -71,7 +71,7 @@ def _randn(xp, size, dtype, generator, device=None):
 
 def _randint(xp, low, high, size, dtype, generator, device=None):
     if low >= high:
-        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     return _on(xp, generator.integers(low, high, size=size, dtype="int64").astype(dtype.np))
 
 

@@ -399,6 +399,15 @@ def _grad_matmul(F, c, g):
     return ga, gb
 
 
+def _grad_linear(F, c, g):
+    x, w, b = c.input(0), c.input(1), c.input(2)
+    gx = F.matmul(g, w)
+    g2 = g.reshape(-1, g.shape[-1])
+    gw = F.matmul(g2.t(), x.reshape(-1, x.shape[-1]))
+    gb = g2.sum(0) if _is_t(b) else None
+    return gx, gw, gb
+
+
 MOVEMENT = {
     "view": lambda F, c, g: (g.reshape(c.shape(0)),),
     "reshape": lambda F, c, g: (g.reshape(c.shape(0)),),
@@ -414,6 +423,7 @@ MOVEMENT = {
     "tril": lambda F, c, g: (F.tril(g, c.attrs.get("diagonal", 0)),),
     "triu": lambda F, c, g: (F.triu(g, c.attrs.get("diagonal", 0)),),
     "index": _grad_index, "index_put": _grad_index_put, "copy": _grad_copy, "matmul": _grad_matmul,
+    "linear": _grad_linear,
 }
 
 

@@ -39,3 +39,34 @@ def _matmul(xp, a, b):
 
 
 register("tj::matmul", ("self", "other"), _matmul, matmul_shape, _matmul_rule, kind="linalg")
+
+
+def linear_shape(shapes, **_):
+    x, w = tuple(shapes[0]), tuple(shapes[1])
+    if len(w) != 2:
+        raise ShapeError(f"linear: weight must be 2-D (out_features, in_features), got {R.fmt_shape(w)}")
+    if not x or x[-1] != w[1]:
+        raise ShapeError(f"linear: input of shape {R.fmt_shape(x)} does not match weight {R.fmt_shape(w)} "
+                         f"(expected last input dim {w[1]})")
+    if len(shapes) > 2 and shapes[2] is not None and tuple(shapes[2]) not in ((w[0],), ()):
+        raise ShapeError(f"linear: bias of shape {R.fmt_shape(shapes[2])} does not match {w[0]} out features")
+    return x[:-1] + (w[0],)
+
+
+def _linear(xp, x, w, b=None):
+    out = _matmul(xp, x, w.T)
+    if b is not None:
+        out += b
+    return out
+
+
+def _linear_rule(args, attrs):
+    x, w = args[0], args[1]
+    for t in (w, args[2] if len(args) > 2 else None):
+        if t is not None and t.dtype is not x.dtype:
+            raise TypeError(f"linear: input and parameters must have the same dtype, got {x.dtype} and {t.dtype}")
+    return x.dtype, x.dtype
+
+
+# y = x @ weight.T + bias in one op: a layer's forward is one dispatch (decomposes to matmul + add).
+register("tj::linear", ("self", "weight", "bias"), _linear, linear_shape, _linear_rule, kind="linalg")

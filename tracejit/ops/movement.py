@@ -65,6 +65,8 @@ def _view_rule(shape, strides, shape_attr=None, **_):
 
 def _expand_strides(shape, strides, size=()):
     out = [0] * len(size)
+    if not shape:  # PyTorch gives an expanded 0-d tensor all-zero strides, even in size-1 dims
+        return tuple(out)
     for i in range(len(size) - 1, -1, -1):
         d = i - (len(size) - len(shape))
         if d >= 0:
@@ -311,7 +313,15 @@ def _index_key(indices):
 
 
 def _index(xp, x, indices):
-    return x[_index_key(indices)]
+    out = x[_index_key(indices)]
+    # numpy lays out x[:, i, j] with the indexed dims first in memory, and leaves odd strides in
+    # size-1 dims; PyTorch's result is contiguous, with its strides
+    want = tuple(s * out.itemsize for s in R.contiguous_strides(out.shape))
+    if out.strides == want:
+        return out
+    if out.flags.c_contiguous:
+        return xp.lib.stride_tricks.as_strided(out, out.shape, want)
+    return xp.ascontiguousarray(out)
 
 
 def _index_shape(shapes, **_):
@@ -327,11 +337,19 @@ def _index_put(xp, x, indices, values, accumulate=False):
 
 def _index_put_(xp, out, indices, values, accumulate=False):
     key = _index_key(indices)
-    if accumulate:
-        xp.add.at(out, key, values)
-    else:
-        out[key] = values
+    try:
+        if accumulate:
+            xp.add.at(out, key, values)
+        else:
+            out[key] = values
+    except ValueError as e:
+        raise _broadcast_error(e) from None
     return out
+
+
+def _broadcast_error(e):
+    """numpy's ValueError for a value of the wrong shape as PyTorch's RuntimeError (a ShapeError)."""
+    return ShapeError(str(e)) if "broadcast" in str(e) else e
 
 
 register("tj::index", ("self", "indices[]"), _index, _index_shape, R.same, kind="indexing")
@@ -340,7 +358,10 @@ register("tj::index_put", ("self", "indices[]", "values"), _index_put, lambda sh
 
 
 def _copy_(xp, out, src):
-    out[...] = src
+    try:
+        out[...] = src
+    except ValueError as e:
+        raise _broadcast_error(e) from None
     return out
 
 

@@ -30,7 +30,8 @@ def _sum(xp, x, dim=None, keepdim=False, dtype=None):
 
 def _prod(xp, x, dim=None, keepdim=False, dtype=None):
     out_dt = dtype.np if dtype is not None else (x.dtype if x.dtype.kind == "f" else xp.int64)
-    return xp.prod(x, axis=_axis(dim), keepdims=keepdim, dtype=out_dt)
+    with xp.errstate(all="ignore"):  # overflow to inf and inf * 0 are silent in PyTorch
+        return xp.prod(x, axis=_axis(dim), keepdims=keepdim, dtype=out_dt)
 
 
 def _mean(xp, x, dim=None, keepdim=False, dtype=None):
@@ -38,11 +39,11 @@ def _mean(xp, x, dim=None, keepdim=False, dtype=None):
         x = x.astype(dtype.np)
     # float16 accumulates in float32, as PyTorch's CPU kernels do, then rounds once.
     acc = xp.float32 if x.dtype == xp.float16 else None
-    if x.size == 0:  # 0/0: nan, as in PyTorch, without numpy's "Mean of empty slice" warning
-        with xp.errstate(all="ignore"):
+    with xp.errstate(all="ignore"):  # inf + -inf is a silent nan in PyTorch
+        if x.size == 0:  # 0/0: nan, as in PyTorch, without numpy's "Mean of empty slice" warning
             s = xp.sum(x, axis=_axis(dim), keepdims=keepdim, dtype=acc)
             return (s / x.dtype.type(0)).astype(x.dtype, copy=False)
-    return xp.mean(x, axis=_axis(dim), keepdims=keepdim, dtype=acc).astype(x.dtype, copy=False)
+        return xp.mean(x, axis=_axis(dim), keepdims=keepdim, dtype=acc).astype(x.dtype, copy=False)
 
 
 def _nonempty(what):
@@ -81,6 +82,8 @@ def _arg(fn_name):
 def _max_min_dim(fn_name):
     def impl(xp, x, dim, keepdim=False):
         _nonempty(fn_name)(x, (dim,))
+        if x.ndim == 0:  # dim 0 of a 0-d tensor is the tensor itself (numpy has no axis to take)
+            return x.copy(), xp.zeros((), xp.int64)
         argf = xp.argmax if fn_name == "max" else xp.argmin
         # PyTorch propagates NaN: a row holding NaN reports NaN and the index of the first NaN.
         idx = argf(x, axis=dim, keepdims=True)
@@ -112,6 +115,19 @@ def _std(xp, x, dim=None, correction=1, keepdim=False):
     return xp.sqrt(_var(xp, x, dim, correction, keepdim))
 
 
+def _half_in_float32(fn):
+    """float16 inputs compute in float32 and round once, as PyTorch's CPU kernels do: exp and the
+    division rounded to float16 step by step are off by more than an ulp."""
+
+    def impl(xp, x, *args, **kw):
+        if x.dtype == xp.float16:
+            return fn(xp, x.astype(xp.float32), *args, **kw).astype(xp.float16)
+        return fn(xp, x, *args, **kw)
+
+    return impl
+
+
+@_half_in_float32
 def _logsumexp(xp, x, dim, keepdim=False):
     with xp.errstate(all="ignore"):
         m = xp.max(x, axis=_axis(dim), keepdims=True) if x.size else xp.zeros((1,) * x.ndim, x.dtype)
@@ -123,7 +139,11 @@ def _logsumexp(xp, x, dim, keepdim=False):
 def _norm(xp, x, p=2.0, dim=None, keepdim=False):
     if x.dtype == xp.float16:  # accumulate in float32 like PyTorch: float16 squares overflow past 256
         return _norm(xp, x.astype(xp.float32), p, dim, keepdim).astype(xp.float16)
-    ax = _axis(dim)
+    with xp.errstate(all="ignore"):  # overflow to inf and 0 ** -p are silent in PyTorch
+        return _norm_body(xp, x, p, _axis(dim), keepdim)
+
+
+def _norm_body(xp, x, p, ax, keepdim):
     a = xp.abs(x)
     if p == float("inf"):
         return xp.max(a, axis=ax, keepdims=keepdim)
@@ -138,13 +158,17 @@ def _norm(xp, x, p=2.0, dim=None, keepdim=False):
     return xp.sum(a**p, axis=ax, keepdims=keepdim) ** (1.0 / p)
 
 
+@_half_in_float32
 def _softmax(xp, x, dim):
+    dim = dim if x.ndim else None  # dim 0 of a 0-d tensor: numpy has no axis to name
     with xp.errstate(all="ignore"):
         e = xp.exp(x - xp.max(x, axis=dim, keepdims=True))
         return e / xp.sum(e, axis=dim, keepdims=True)
 
 
+@_half_in_float32
 def _log_softmax(xp, x, dim):
+    dim = dim if x.ndim else None
     with xp.errstate(all="ignore"):
         s = x - xp.max(x, axis=dim, keepdims=True)
         return s - xp.log(xp.sum(xp.exp(s), axis=dim, keepdims=True))
@@ -152,9 +176,11 @@ def _log_softmax(xp, x, dim):
 
 def _cumsum(xp, x, dim, dtype=None):
     out_dt = dtype.np if dtype is not None else (x.dtype if x.dtype.kind == "f" else xp.int64)
-    if out_dt == xp.float16:  # running sums in float16 drift by whole units; PyTorch accumulates in float32
-        return xp.cumsum(x, axis=dim, dtype=xp.float32).astype(xp.float16)
-    return xp.cumsum(x, axis=dim, dtype=out_dt)
+    dim = dim if x.ndim else None  # numpy's cumsum makes a 0-d input 1-d; reshaped back below
+    with xp.errstate(all="ignore"):  # inf + -inf is a silent nan in PyTorch
+        if out_dt == xp.float16:  # running sums in float16 drift by whole units; PyTorch accumulates in float32
+            return xp.cumsum(x, axis=dim, dtype=xp.float32).astype(xp.float16).reshape(x.shape)
+        return xp.cumsum(x, axis=dim, dtype=out_dt).reshape(x.shape)
 
 
 def _one_dim_shape(shapes, dim, keepdim=False, **_):

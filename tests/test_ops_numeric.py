@@ -1,0 +1,721 @@
+"""Every eager op checked for values against numpy, and for values, dtype and shape against PyTorch.
+
+The same numpy inputs go to tracejit (`tj.tensor(x)`) and to PyTorch (`torch.tensor(x)`), in
+several memory layouts (contiguous, transposed, strided, expanded). PyTorch is the oracle: the
+result dtype and shape must be its exactly, values within per-dtype tolerances (PyTorch's own
+`assert_close` defaults; float16 is looser). numpy warnings leaking out of tracejit fail a test.
+"""
+
+import math
+import operator
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tracejit as tj
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy floating-point warnings
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FLOATS = ("float16", "float32", "float64")
+INTS = ("uint8", "int8", "int16", "int32", "int64")
+NUM = INTS + FLOATS
+ALL = ("bool",) + NUM
+LAYOUTS = ("contiguous", "transposed", "strided", "expanded")
+# (rtol, atol) per result dtype, PyTorch's assert_close defaults; integers and bools compare exactly.
+TOL = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
+
+
+def tdt(m, name):
+    return getattr(m, name)
+
+
+def name_of(t):
+    return str(t.dtype).split(".")[-1]
+
+
+def to_np(t):
+    return t.numpy() if not hasattr(t, "detach") else t.detach().numpy()
+
+
+def assert_close(actual, expected, dtype, mag=0.0):
+    """`mag` widens atol for results that accumulate many rounded terms (rtol * the sum's scale)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    if dtype not in TOL:
+        np.testing.assert_array_equal(actual, expected.astype(actual.dtype))
+        return
+    rtol, atol = TOL[dtype]
+    np.testing.assert_allclose(actual.astype(np.float64), expected.astype(np.float64), rtol=rtol,
+                               atol=max(atol, rtol * mag), equal_nan=True)
+
+
+def assert_like_torch(res, ref, mag=0.0):
+    """tracejit result(s) against PyTorch's: same dtype names and shapes exactly, close values."""
+    res = res if isinstance(res, tuple) else (res,)
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    for r, e in zip(res, ref, strict=True):
+        assert (name_of(r), tuple(r.shape)) == (name_of(e), tuple(e.shape))
+        assert_close(to_np(r), to_np(e), name_of(e), mag)
+
+
+def lay_out(m, x, layout):
+    """`x`'s values as a tensor of module `m` in the given memory layout, and those values in numpy."""
+    if layout == "transposed" and x.ndim >= 2:
+        t = m.tensor(np.ascontiguousarray(x.T))
+        return (t.t() if x.ndim == 2 else t.permute(*reversed(range(x.ndim)))), x
+    if layout == "strided" and x.ndim >= 1:
+        return m.tensor(np.repeat(x, 2, axis=-1))[..., ::2], x
+    if layout == "expanded" and x.ndim >= 1 and x.shape[0] > 0:
+        return m.tensor(x[:1]).expand(*x.shape), np.broadcast_to(x[:1], x.shape)
+    return m.tensor(x), x
+
+
+def elements(dtype, lo=-10, hi=10):
+    if dtype == "bool":
+        return st.booleans()
+    if dtype in FLOATS:
+        return st.floats(lo, hi, width=int(dtype[5:]), allow_nan=False, allow_infinity=False)
+    return st.integers(max(lo, 0) if dtype == "uint8" else lo, hi)
+
+
+def arrays(dtype, shape, lo=-10, hi=10):
+    return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, lo, hi))
+
+
+def quiet(fn, *args):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the references' own warnings (var of one element, ...)
+        return fn(*args)
+
+
+def np_erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+def np_sign(x):
+    return x if x.dtype == bool else ((x > 0).astype(x.dtype) - (x < 0)).astype(x.dtype)  # sign(nan) is 0
+
+
+def np_pow(a, b):
+    """PyTorch's integer pow: a negative exponent truncates 1 / a**n (numpy refuses it)."""
+    if np.asarray(b).dtype.kind != "i" or not (np.asarray(b) < 0).any():
+        return np.power(a, b)
+    r = np.power(a, np.where(b < 0, 0, b))
+    return np.where(b < 0, np.where(a == 1, 1, np.where(a == -1, 1 - 2 * (b & 1), 0)), r).astype(r.dtype)
+
+
+# ---- elementwise --------------------------------------------------------------------------
+
+# name: (numpy reference, input dtypes); the reference gets inputs cast to the result dtype
+UNARY = {
+    "abs": (np.abs, NUM), "neg": (np.negative, NUM), "exp": (np.exp, ALL), "log": (np.log, ALL),
+    "log1p": (np.log1p, ALL), "expm1": (np.expm1, ALL), "sqrt": (np.sqrt, ALL),
+    "rsqrt": (lambda x: 1 / np.sqrt(x.astype(np.float64)), ALL), "reciprocal": (lambda x: 1 / x, ALL),
+    "sin": (np.sin, ALL), "cos": (np.cos, ALL), "tan": (np.tan, ALL), "tanh": (np.tanh, ALL),
+    "sigmoid": (lambda x: 1 / (1 + np.exp(-x.astype(np.float64))), ALL), "erf": (np_erf, ALL),
+    "relu": (lambda x: np.maximum(x, 0), NUM), "sign": (np_sign, ALL), "floor": (np.floor, NUM),
+    "ceil": (np.ceil, NUM), "trunc": (np.trunc, NUM), "round": (np.rint, NUM),
+    "logical_not": (np.logical_not, ALL), "bitwise_not": (np.invert, ("bool",) + INTS),
+    "isnan": (np.isnan, NUM), "isinf": (np.isinf, NUM), "isfinite": (np.isfinite, NUM),
+}
+BINARY = {
+    "add": (np.add, ALL), "sub": (np.subtract, NUM), "mul": (np.multiply, ALL), "div": (np.true_divide, ALL),
+    "floor_divide": (np.floor_divide, NUM), "remainder": (np.remainder, NUM), "fmod": (np.fmod, NUM),
+    "pow": (np_pow, NUM), "maximum": (np.maximum, ALL), "minimum": (np.minimum, ALL),
+    "atan2": (np.arctan2, ALL), "eq": (np.equal, ALL), "ne": (np.not_equal, ALL), "lt": (np.less, ALL),
+    "le": (np.less_equal, ALL), "gt": (np.greater, ALL), "ge": (np.greater_equal, ALL),
+    "logical_and": (np.logical_and, ALL), "logical_or": (np.logical_or, ALL),
+    "logical_xor": (np.logical_xor, ALL), "bitwise_and": (np.bitwise_and, ("bool",) + INTS),
+    "bitwise_or": (np.bitwise_or, ("bool",) + INTS), "bitwise_xor": (np.bitwise_xor, ("bool",) + INTS),
+}
+DIVISIONS = {"div", "floor_divide", "remainder", "fmod"}
+SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+
+
+@st.composite
+def unary_case(draw, dtypes):
+    dtype = draw(st.sampled_from(dtypes))
+    return draw(arrays(dtype, draw(SHAPES))), draw(st.sampled_from(LAYOUTS))
+
+
+@st.composite
+def binary_case(draw, name, dtypes):
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4))
+    da, db = draw(st.sampled_from(dtypes)), draw(st.sampled_from(dtypes))
+    a = draw(arrays(da, shapes.input_shapes[0]))
+    b = draw(arrays(db, shapes.input_shapes[1], -3 if name == "pow" else -10, 5 if name == "pow" else 10))
+    if name in DIVISIONS and db in INTS:
+        b = np.where(b == 0, 1, b).astype(db)  # integer division by zero raises: tested on its own
+    elif name in DIVISIONS:  # tiny divisors overflow the quotient, where PyTorch's kernels differ from C's
+        b = np.where(np.abs(b) < 1e-3, 0, b).astype(db)
+    return a, b, draw(st.sampled_from(LAYOUTS)), draw(st.sampled_from(LAYOUTS))
+
+
+@pytest.mark.parametrize("name", UNARY)
+@SETTINGS
+@given(data=st.data())
+def test_unary_matches_numpy(name, data):
+    ref_fn, dtypes = UNARY[name]
+    x, layout = data.draw(unary_case(dtypes))
+    t, xv = lay_out(tj, x, layout)
+    out = getattr(tj, name)(t)
+    assert tuple(out.shape) == x.shape
+    d = name_of(out)  # the reference computes in the result dtype; bool results (tests) on the input
+    assert_close(out.numpy(), quiet(ref_fn, xv if d == "bool" else xv.astype(d)), d)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", UNARY)
+@SETTINGS
+@given(data=st.data())
+def test_unary_matches_torch(name, data):
+    x, layout = data.draw(unary_case(UNARY[name][1]))
+    assert_like_torch(getattr(tj, name)(lay_out(tj, x, layout)[0]),
+                      getattr(torch, name)(lay_out(torch, x, layout)[0]))
+
+
+@pytest.mark.parametrize("name", BINARY)
+@SETTINGS
+@given(data=st.data())
+def test_binary_matches_numpy(name, data):
+    ref_fn, dtypes = BINARY[name]
+    a, b, la, lb = data.draw(binary_case(name, dtypes))
+    (ta, av), (tb, bv) = lay_out(tj, a, la), lay_out(tj, b, lb)
+    out = getattr(tj, name)(ta, tb)
+    assert tuple(out.shape) == np.broadcast_shapes(a.shape, b.shape)
+    d = name_of(out)
+    cd = tj.result_type(ta, tb).name if d == "bool" else d  # comparisons and logic: the promoted dtype
+    assert_close(out.numpy(), quiet(ref_fn, av.astype(cd), bv.astype(cd)), d)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", BINARY)
+@SETTINGS
+@given(data=st.data())
+def test_binary_matches_torch(name, data):
+    a, b, la, lb = data.draw(binary_case(name, BINARY[name][1]))
+    assert_like_torch(getattr(tj, name)(lay_out(tj, a, la)[0], lay_out(tj, b, lb)[0]),
+                      getattr(torch, name)(lay_out(torch, a, la)[0], lay_out(torch, b, lb)[0]))
+
+
+OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+             "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "&": operator.and_,
+             "|": operator.or_, "^": operator.xor, "<": operator.lt, "==": operator.eq, "@": None}
+SCALARS = st.one_of(st.integers(-4, 4), st.floats(-4, 4, allow_nan=False).map(lambda v: round(v, 2)),
+                    st.booleans())
+
+
+def outcome(fn):
+    try:
+        return fn()
+    except (RuntimeError, TypeError, ValueError, ZeroDivisionError, NotImplementedError) as e:
+        return e
+
+
+@needs_torch
+@pytest.mark.parametrize("sym", [s for s in OPERATORS if s != "@"])
+@SETTINGS
+@given(dtype=st.sampled_from(ALL), scalar=SCALARS, reflected=st.booleans(), zero_dim=st.booleans())
+def test_operator_with_python_number_matches_torch(sym, dtype, scalar, reflected, zero_dim):
+    """`t op 2.5` and the reflected `2.5 op t`: promotion, values, and errors where PyTorch raises."""
+    x = np.array(3 if dtype != "bool" else True, dtype) if zero_dim else np.arange(-3, 3).astype(dtype)
+    fn = OPERATORS[sym]
+    res, ref = (outcome(lambda m=m: fn(scalar, m.tensor(x)) if reflected else fn(m.tensor(x), scalar))
+                for m in (tj, torch))
+    if isinstance(ref, Exception) or isinstance(res, Exception):
+        assert isinstance(ref, Exception) and isinstance(res, Exception), (ref, res)
+    else:
+        assert_like_torch(res, ref)
+
+
+AUGMENTED = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
+             "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "&=": operator.iand,
+             "|=": operator.ior, "^=": operator.ixor}
+
+
+@needs_torch
+@pytest.mark.parametrize("sym", AUGMENTED)
+@pytest.mark.parametrize("other", ["tensor", "number"])
+def test_augmented_operator_writes_in_place(sym, other):
+    floaty = sym in ("/=", "**=")
+    a = np.array([[1.5, -2.0], [3.0, 4.5]]) if floaty else np.array([[1, -2], [3, 4]])
+    b = np.array([2.0, -0.5]) if floaty else np.array([2, 3])
+    outs = []
+    for m in (tj, torch):
+        x = m.tensor(a)
+        ptr = x.data_ptr()
+        y = AUGMENTED[sym](x, m.tensor(b) if other == "tensor" else b[1].item())
+        assert y is x and x.data_ptr() == ptr
+        outs.append(x)
+    assert_like_torch(*outs)
+
+
+@needs_torch
+def test_matmul_operator_and_reflected_forms():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    assert_like_torch(tj.tensor(a) @ tj.tensor(b), torch.tensor(a) @ torch.tensor(b))
+    assert_like_torch(a @ tj.tensor(b), torch.tensor(a) @ torch.tensor(b))  # ndarray @ Tensor is reflected
+
+
+# ---- special values and errors --------------------------------------------------------------
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 1e-30, 88.0, -100.0])
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("name", [n for n in UNARY if n not in ("logical_not", "bitwise_not")])
+def test_unary_special_values_match_torch(name, dtype):
+    x = SPECIAL.astype(dtype)
+    assert_like_torch(getattr(tj, name)(tj.tensor(x)), getattr(torch, name)(torch.tensor(x)))
+
+
+@needs_torch
+@pytest.mark.parametrize("name", ["maximum", "minimum", "atan2", "remainder", "fmod", "floor_divide", "div",
+                                  "pow", "eq", "lt"])
+def test_binary_special_values_match_torch(name):
+    a, b = np.meshgrid(SPECIAL, SPECIAL)
+    assert_like_torch(getattr(tj, name)(tj.tensor(a), tj.tensor(b)),
+                      getattr(torch, name)(torch.tensor(a), torch.tensor(b)))
+
+
+@needs_torch
+@pytest.mark.parametrize("call", [
+    lambda m, x: m.abs(x), lambda m, x: m.floor(x), lambda m, x: m.ceil(x), lambda m, x: m.trunc(x),
+    lambda m, x: m.round(x), lambda m, x: m.relu(x), lambda m, x: -x, lambda m, x: x - x, lambda m, x: x - 1,
+    lambda m, x: 1.5 - x, lambda m, x: m.tensor([1, 2]) - x, lambda m, x: x // x, lambda m, x: x % x,
+    lambda m, x: m.fmod(x, x), lambda m, x: x ** x, lambda m, x: m.argmax(x), lambda m, x: m.mean(x),
+    lambda m, x: m.var(x), lambda m, x: m.softmax(x, 0), lambda m, x: m.tensor([1.0]) @ x[:1].float().long(),
+    lambda m, x: m.round(x.long(), decimals=-1), lambda m, x: ~x.float(),
+], ids=["abs", "floor", "ceil", "trunc", "round", "relu", "neg", "sub", "sub_int", "rsub_float", "int_sub_bool",
+        "floordiv", "mod", "fmod", "pow", "argmax", "mean", "var", "softmax_int", "matmul_mixed",
+        "round_int_decimals", "invert_float"])
+def test_ops_torch_rejects_raise(call):
+    """Inputs PyTorch refuses (bool arithmetic, integer-only kernels, ...) raise in tracejit too."""
+    errors = (RuntimeError, TypeError, ValueError, NotImplementedError)
+    with pytest.raises(errors):
+        call(torch, torch.tensor([True, False]))
+    with pytest.raises(errors):
+        call(tj, tj.tensor([True, False]))
+
+
+@pytest.mark.parametrize("name", ["floor_divide", "remainder", "fmod"])
+@pytest.mark.parametrize("dtype", INTS)
+def test_integer_division_by_zero_raises(name, dtype):
+    a, b = np.array([3, 4], dtype), np.array([1, 0], dtype)
+    with pytest.raises((ZeroDivisionError, RuntimeError)):
+        getattr(tj, name)(tj.tensor(a), tj.tensor(b))
+    if torch is not None:
+        with pytest.raises((ZeroDivisionError, RuntimeError)):
+            getattr(torch, name)(torch.tensor(a), torch.tensor(b))
+
+
+@needs_torch
+@pytest.mark.parametrize("expr", [
+    "x + -3", "x * 300", "x < -3", "m.clamp(x, min=-1)", "m.add(x, x, alpha=-1)", "m.where(x > 1, x, -1)",
+    "h * 1e9", "h + 1e9", "m.where(h > 0, h, -1e9)", "2 ** m.tensor([-1, 0, 2])", "m.tensor([-1, 1, 2, 0]) ** m.tensor(-3)",
+    "m.round(g, decimals=1)", "m.round(h, decimals=2)", "m.clamp(g, m.tensor([0.0, 2.0, 1.0]), m.tensor(1.5))",
+    "m.clamp(g.long(), max=m.tensor(1.5))", "m.where(x > 1, x, g)", "m.where(x > 1, 2, 3.5)",
+    "x.masked_fill(x > 1, 7)", "g.masked_fill(m.tensor([True, False, True]), m.tensor(-1))",
+    "m.div(g, 0.7, rounding_mode='trunc')", "m.div(x, 2, rounding_mode='floor')", "g // -0.4", "x.sign()",
+])
+def test_scalar_and_mixed_edge_cases_match_torch(expr):
+    def run(m):
+        x = m.tensor([1, 2, 200], dtype=m.uint8)
+        h = m.tensor([0.0, 2.0, -3.0], dtype=m.float16)
+        g = m.tensor([-1.25, 0.35, 2.5])
+        return eval(expr)
+
+    assert_like_torch(run(tj), run(torch))
+
+
+# ---- in-place ---------------------------------------------------------------------------------
+
+INPLACE = {
+    "add_": lambda t, o: t.add_(o, alpha=2), "sub_": lambda t, o: t.sub_(o), "mul_": lambda t, o: t.mul_(o),
+    "div_": lambda t, o: t.div_(o), "floor_divide_": lambda t, o: t.floor_divide_(o),
+    "remainder_": lambda t, o: t.remainder_(o), "pow_": lambda t, o: t.pow_(2), "clamp_": lambda t, o: t.clamp_(-1, 1),
+    "clamp_tensor_": lambda t, o: t.clamp_(min=o), "exp_": lambda t, o: t.exp_(), "sqrt_": lambda t, o: t.abs_().sqrt_(),
+    "neg_": lambda t, o: t.neg_(), "sigmoid_": lambda t, o: t.sigmoid_(), "round_": lambda t, o: t.round_(),
+    "masked_fill_": lambda t, o: t.masked_fill_(o > 0, 0.5), "add_scalar_": lambda t, o: t.add_(3),
+}
+
+
+@needs_torch
+@pytest.mark.parametrize("name", INPLACE)
+@pytest.mark.parametrize("view", ["contiguous", "transposed", "strided"])
+def test_inplace_writes_into_self(name, view):
+    a = np.array([[0.5, -1.5, 2.0], [3.0, -0.25, 1.0], [-2.0, 0.75, -3.5]], np.float32)
+    o = np.array([[1.0, 2.0, -0.5], [0.25, 4.0, 3.0], [1.5, -1.0, 2.0]], np.float32)
+    outs = []
+    for m in (tj, torch):
+        base = m.tensor(np.repeat(a, 2, axis=1))
+        t = {"contiguous": m.tensor(a), "transposed": m.tensor(a.T.copy()).t(), "strided": base[:, ::2]}[view]
+        ptr = t.data_ptr()
+        r = INPLACE[name](t, m.tensor(o))
+        assert r is t and t.data_ptr() == ptr
+        outs.append((t, base))
+    assert_like_torch(outs[0][0], outs[1][0])
+    if view == "strided":  # the write went through the view into the base tensor
+        assert_like_torch(outs[0][1], outs[1][1])
+
+
+@needs_torch
+@pytest.mark.parametrize("dtype, call", [
+    ("int64", lambda t: t.add_(0.5)), ("int64", lambda t: t.div_(2)), ("int64", lambda t: t.exp_()),
+    ("int64", lambda t: t.sqrt_()), ("int64", lambda t: t.clamp_(0.5)), ("int32", lambda t: t.pow_(2.0)),
+    ("int64", lambda t: t.floor_divide_(2.0)), ("int64", lambda t: t.mul_(t.float())), ("bool", lambda t: t.add_(1)),
+    ("bool", lambda t: t.mul_(2)), ("uint8", lambda t: t.sub_(True)), ("float32", lambda t: t.add_(t.expand(2, 3))),
+])
+def test_inplace_that_cannot_fit_self_raises(dtype, call):
+    """The in-place result dtype (or shape) does not fit self: PyTorch refuses, and self is untouched."""
+    for m in (torch, tj):
+        t = m.ones(3, dtype=tdt(m, dtype))
+        with pytest.raises((RuntimeError, TypeError)):
+            call(t)
+        assert t.tolist() == m.ones(3, dtype=tdt(m, dtype)).tolist()
+
+
+@needs_torch
+def test_inplace_downcasts_within_category_like_torch():
+    for m in (tj, torch):
+        t = m.ones(3, dtype=m.float16)
+        t.add_(m.ones(3, dtype=m.float64) / 3)
+        u = m.ones(3, dtype=m.int8)
+        u.add_(m.tensor([1, 2, 300]))
+        m.ones(3, dtype=m.int64).div_(2, rounding_mode="floor")
+        m.ones(3, dtype=m.int64).masked_fill_(m.ones(3, dtype=m.bool), 2.5)
+    assert_like_torch(t, torch.full((3,), 4 / 3, dtype=torch.float16))
+    assert u.tolist() == [2, 3, 45] and name_of(u) == "int8"
+
+
+# ---- promotion ----------------------------------------------------------------------------
+
+PROMO_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "==": operator.eq,
+             "where": lambda a, b: tj.where(tj.tensor(True), a, b) if isinstance(a, tj.Tensor)
+             else torch.where(torch.tensor(True), a, b), "maximum": None}
+
+
+def _pair(m, da, db, dims):
+    ones = {"nd": (2,), "0d": ()}
+    return (m.ones(ones[dims[0]], dtype=tdt(m, da)), m.ones(ones[dims[1]], dtype=tdt(m, db)))
+
+
+@needs_torch
+@pytest.mark.parametrize("dims", [("nd", "nd"), ("0d", "nd"), ("nd", "0d"), ("0d", "0d")])
+@pytest.mark.parametrize("sym", PROMO_OPS)
+def test_promotion_of_tensor_pairs_matches_torch(sym, dims):
+    """All 9x9 dtype pairs, dimensioned and zero-dim: tj.result_type and a real op give torch's dtype.
+    Pairs PyTorch rejects (bool subtraction) must raise in both."""
+    fn = PROMO_OPS[sym] or (lambda a, b: a.maximum(b))
+    bad = []
+    for da in ALL:
+        for db in ALL:
+            ta, tb = _pair(tj, da, db, dims)
+            pa, pb = _pair(torch, da, db, dims)
+            want = outcome(lambda pa=pa, pb=pb: name_of(fn(pa, pb)))
+            got = outcome(lambda ta=ta, tb=tb: name_of(fn(ta, tb)))
+            if isinstance(want, Exception):
+                got, want = isinstance(got, Exception), True
+            if got != want:
+                bad.append((da, db, got, want))
+            if tj.result_type(ta, tb).name != name_of(torch.empty(0, dtype=torch.result_type(pa, pb))):
+                bad.append((da, db, "result_type", tj.result_type(ta, tb)))
+    assert not bad
+
+
+@needs_torch
+@pytest.mark.parametrize("scalar", [True, 0, -3, 2.5, -1e-3])
+@pytest.mark.parametrize("dims", ["nd", "0d"])
+def test_promotion_with_python_numbers_matches_torch(scalar, dims):
+    bad = []
+    for d in ALL:
+        for sym in ("+", "*", "/", "==", "-"):
+            fn = OPERATORS[sym]
+            ta, pa = _pair(tj, d, d, (dims, dims))[0], _pair(torch, d, d, (dims, dims))[0]
+            for order in (0, 1):
+                call = (lambda a, fn=fn: fn(a, scalar)) if order == 0 else (lambda a, fn=fn: fn(scalar, a))
+                want, got = outcome(lambda: name_of(call(pa))), outcome(lambda: name_of(call(ta)))
+                if isinstance(want, Exception):
+                    got, want = isinstance(got, Exception), True
+                if got != want:
+                    bad.append((d, sym, order, got, want))
+        if tj.result_type(ta, scalar).name != name_of(torch.empty(0, dtype=torch.result_type(pa, scalar))):
+            bad.append((d, "result_type"))
+    assert not bad
+
+
+# ---- reductions and scans ----------------------------------------------------------------------
+
+
+def np_axis(x, dim):
+    return None if dim is None or x.ndim == 0 else tuple(d % x.ndim for d in ((dim,) if isinstance(dim, int) else dim))
+
+
+def np_acc(x):
+    return x.dtype if x.dtype.kind == "f" else np.int64
+
+
+def np_norm(x, p, axis, keepdims):
+    a = np.abs(x.astype(np.float64))
+    if math.isinf(p):
+        return (np.max if p > 0 else np.min)(a, axis=axis, keepdims=keepdims)
+    if p == 0:
+        return np.sum(a != 0, axis=axis, keepdims=keepdims).astype(np.float64)
+    return np.sum(a**p, axis=axis, keepdims=keepdims) ** (1 / p)
+
+
+def np_arg(fn, x, axis, keepdims):
+    if axis is None:
+        return np.asarray(fn(x.reshape(-1))).reshape((1,) * x.ndim if keepdims else ())
+    return fn(x, axis=axis[0], keepdims=keepdims)
+
+
+def np_max_dim(x, axis, k, fn=np.max, arg=np.argmax):
+    return fn(x, axis=axis, keepdims=k), np_arg(arg, x, axis, k)
+
+
+def np_lse(x, axis, k):
+    return np.log(np.sum(np.exp(x.astype(np.float64)), axis=axis, keepdims=k))
+
+
+def np_softmax(x, axis, k):
+    e = np.exp(x.astype(np.float64) - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def mag_sum(x):
+    return float(np.abs(x.astype(np.float64)).sum())
+
+
+def mag_max(x):
+    return float(np.abs(x.astype(np.float64)).max(initial=0))
+
+
+# name: (call(m, t, dim, keepdim), reference(x, numpy axis, keepdim), input dtypes, dims: "multi" (None, an
+# int or a tuple), "one" (None or an int) or "req" (an int); scale of the rounding error: see assert_close)
+REDUCTIONS = {
+    "sum": (lambda m, t, d, k: t.sum(d, k), lambda x, a, k: np.sum(x, a, np_acc(x), keepdims=k), ALL, "multi",
+            mag_sum),
+    "sum_dtype": (lambda m, t, d, k: m.sum(t, d, k, dtype=m.float64),
+                  lambda x, a, k: np.sum(x, a, np.float64, keepdims=k), ALL, "multi", mag_sum),
+    "mean": (lambda m, t, d, k: t.mean(d, k), lambda x, a, k: np.mean(x, a, np.float64, keepdims=k), FLOATS, "multi",
+             mag_max),
+    "mean_dtype": (lambda m, t, d, k: t.mean(d, k, dtype=m.float32),
+                   lambda x, a, k: np.mean(x, a, np.float64, keepdims=k), INTS, "multi", mag_max),
+    "prod": (lambda m, t, d, k: t.prod() if d is None else t.prod(d, k),
+             lambda x, a, k: np.prod(x, a, np_acc(x), keepdims=k and a is not None), ALL, "one",
+             lambda x: float(np.abs(np.prod(x, dtype=np.float64))) * x.size),
+    "amax": (lambda m, t, d, k: m.amax(t, () if d is None else d, k), lambda x, a, k: np.max(x, a, keepdims=k), ALL,
+             "multi", None),
+    "amin": (lambda m, t, d, k: t.amin(() if d is None else d, k), lambda x, a, k: np.min(x, a, keepdims=k), ALL,
+             "multi", None),
+    "max": (lambda m, t, d, k: t.max(), lambda x, a, k: np.max(x), ALL, "one", None),
+    "max_dim": (lambda m, t, d, k: tuple(m.max(t, d, k)), np_max_dim, ALL, "req", None),
+    "min_dim": (lambda m, t, d, k: tuple(t.min(d, keepdim=k)),
+                lambda x, a, k: np_max_dim(x, a, k, np.min, np.argmin), ALL, "req", None),
+    "argmax": (lambda m, t, d, k: t.argmax(d, k), lambda x, a, k: np_arg(np.argmax, x, a, k), NUM, "one", None),
+    "argmin": (lambda m, t, d, k: m.argmin(t, d, k), lambda x, a, k: np_arg(np.argmin, x, a, k), NUM, "one", None),
+    "var": (lambda m, t, d, k: t.var(d, keepdim=k), lambda x, a, k: np.var(x.astype(np.float64), a, ddof=1,
+            keepdims=k), FLOATS, "multi", lambda x: float((x.astype(np.float64) ** 2).sum())),
+    "var_biased": (lambda m, t, d, k: m.var(t, d, unbiased=False, keepdim=k),
+                   lambda x, a, k: np.var(x.astype(np.float64), a, keepdims=k), FLOATS, "multi",
+                   lambda x: float((x.astype(np.float64) ** 2).sum())),
+    "std": (lambda m, t, d, k: t.std(d, correction=0, keepdim=k), lambda x, a, k: np.std(x.astype(np.float64), a,
+            keepdims=k), FLOATS, "multi", lambda x: float((x.astype(np.float64) ** 2).sum()) ** 0.5 * 30),
+    "logsumexp": (lambda m, t, d, k: m.logsumexp(t, d, k), np_lse, ALL, "req", mag_max),
+    "all": (lambda m, t, d, k: t.all(d, k), lambda x, a, k: np.all(x, a, keepdims=k),
+            ALL, "multi", None),
+    "any": (lambda m, t, d, k: m.any(t, d, k), lambda x, a, k: np.any(x, a, keepdims=k), ALL, "multi", None),
+    "softmax": (lambda m, t, d, k: t.softmax(d), np_softmax, FLOATS, "req", None),
+    "log_softmax": (lambda m, t, d, k: m.log_softmax(t, d), lambda x, a, k: np.log(np_softmax(x, a, k)), FLOATS,
+                    "req", mag_max),
+    "cumsum": (lambda m, t, d, k: t.cumsum(d), lambda x, a, k: np.cumsum(x, a[0] if a else None, np_acc(x)).reshape(x.shape), ALL,
+               "req", mag_sum),
+    "cumsum_dtype": (lambda m, t, d, k: m.cumsum(t, d, dtype=m.float32),
+                     lambda x, a, k: np.cumsum(x, a[0] if a else None, np.float64).reshape(x.shape), ALL, "req",
+                     mag_sum),
+}
+for _p in (1, 2, 3, 0.5, 0, math.inf, -math.inf):
+    REDUCTIONS[f"norm_p{_p}"] = (lambda m, t, d, k, p=_p: t.norm(p, d, k),
+                                 lambda x, a, k, p=_p: np_norm(x, p, a, k), FLOATS, "multi", mag_sum)
+
+
+@st.composite
+def reduction_case(draw, dtypes, dims):
+    dtype = draw(st.sampled_from(dtypes))
+    x = draw(arrays(dtype, draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)), -3, 3))
+    n = max(x.ndim, 1)
+    one = st.integers(-n, n - 1)
+    dim = draw({"req": one, "one": st.none() | one,
+                "multi": st.none() | one | st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True).map(
+                    tuple)}[dims])
+    return x, dim, draw(st.booleans()), draw(st.sampled_from(LAYOUTS))
+
+
+def reduction_ref(name, x, dim, keepdim):
+    call, ref, _, _, _ = REDUCTIONS[name]
+    return quiet(ref, x, np_axis(x, dim), keepdim)
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+@SETTINGS
+@given(data=st.data())
+def test_reduction_matches_numpy(name, data):
+    call, _, dtypes, dims, mag = REDUCTIONS[name]
+    x, dim, keepdim, layout = data.draw(reduction_case(dtypes, dims))
+    t, xv = lay_out(tj, x, layout)
+    out = call(tj, t, dim, keepdim)
+    expected = reduction_ref(name, xv, dim, keepdim)
+    for o, e in zip(out if isinstance(out, tuple) else (out,), expected if isinstance(out, tuple) else (expected,)):
+        assert_close(o.numpy(), np.asarray(e).reshape(np.shape(e)), name_of(o), mag(xv) if mag else 0.0)
+
+
+@needs_torch
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom:UserWarning")  # var of one element: nan in both
+@pytest.mark.parametrize("name", REDUCTIONS)
+@SETTINGS
+@given(data=st.data())
+def test_reduction_matches_torch(name, data):
+    call, _, dtypes, dims, mag = REDUCTIONS[name]
+    x, dim, keepdim, layout = data.draw(reduction_case(dtypes, dims))
+    assert_like_torch(call(tj, lay_out(tj, x, layout)[0], dim, keepdim),
+                      call(torch, lay_out(torch, x, layout)[0], dim, keepdim), mag(x) if mag else 0.0)
+
+
+# ---- movement, indexing and matrix products -------------------------------------------------------
+
+MATMUL_SIGNATURES = {"matmul": "(m?,n),(n,p?)->(m?,p?)", "mm": "(m,n),(n,p)->(m,p)", "bmm": "(b,m,n),(b,n,p)->(b,m,p)"}
+
+
+def np_scatter(x, dim, index, src, add):
+    out = x.copy()
+    for pos in np.ndindex(*index.shape):
+        tgt = pos[:dim] + (index[pos],) + pos[dim + 1:]
+        out[tgt] = out[tgt] + src[pos] if add else src[pos]
+    return out
+
+
+@st.composite
+def movement_case(draw, name):
+    """(numpy arrays, keyword parameters) for one movement op."""
+    if name in MATMUL_SIGNATURES:
+        shapes = draw(hnp.mutually_broadcastable_shapes(signature=MATMUL_SIGNATURES[name], max_side=4,
+                                                        max_dims=2 if name == "matmul" else 0))
+        dtype = draw(st.sampled_from(NUM))
+        return tuple(draw(arrays(dtype, s, -3, 3)) for s in shapes.input_shapes), {}
+    x = draw(arrays(draw(st.sampled_from(ALL)), draw(hnp.array_shapes(min_dims=2 if name in ("tril", "triu") else 1,
+                                                                       max_dims=3, max_side=4))))
+    ax = draw(st.integers(0, x.ndim - 1))
+    n = x.shape[ax]
+    if name in ("cat", "stack"):
+        shape = x.shape if name == "stack" else x.shape[:ax] + (draw(st.integers(0, 3)),) + x.shape[ax + 1:]
+        return (x, draw(arrays(draw(st.sampled_from(ALL)), shape))), {"dim": ax - x.ndim * draw(st.booleans())}
+    if name == "index_select":
+        return (x, draw(arrays("int64", (draw(st.integers(0, 5)),), 0, n - 1))), {"dim": ax}
+    if name in ("gather", "scatter", "scatter_add"):
+        # index: up to the input's size in every dim (the same size outside `dim` for gather)
+        shape = tuple(draw(st.integers(1, s)) if i == ax or name != "gather" else s for i, s in enumerate(x.shape))
+        if name == "scatter":  # distinct targets per column, else the written value is unspecified
+            order = np.argsort(draw(arrays("float64", x.shape[:ax] + (n,) + shape[ax + 1:], 0, 1)), axis=ax)
+            index = order[tuple(slice(0, s) for s in shape)]
+        else:
+            index = draw(arrays("int64", shape, 0, n - 1))
+        return (x, index, draw(arrays(x.dtype.name, shape))), {"dim": ax}
+    if name == "repeat":
+        return (x,), {"repeats": tuple(draw(st.lists(st.integers(0, 3), min_size=x.ndim, max_size=x.ndim + 1)))}
+    if name == "flip":
+        return (x,), {"dims": tuple(draw(st.lists(st.integers(-x.ndim, x.ndim - 1), max_size=x.ndim,
+                                                  unique_by=lambda d: d % x.ndim)))}
+    if name == "roll":
+        dims = draw(st.lists(st.integers(0, x.ndim - 1), max_size=x.ndim, unique=True))
+        shifts = tuple(draw(st.lists(st.integers(-5, 5), min_size=max(len(dims), 1), max_size=max(len(dims), 1))))
+        return (x,), {"shifts": shifts, "dims": tuple(dims) or None}
+    return (x,), {"diagonal": draw(st.integers(-3, 3))}
+
+
+def _scatter_call(add):
+    def call(m, x, i, s, dim):
+        out = x.clone()
+        out.scatter_add_(dim, i, s) if add else out.scatter_(dim, i, s)
+        expected = m.scatter_add(x, dim, i, s) if add else m.scatter(x, dim, i, s)
+        assert_like_torch(out, expected)  # the in-place form agrees with the functional one
+        return out
+
+    return call
+
+
+MOVEMENT = {
+    # name: (call(m, *tensors, **params), numpy reference(*arrays, **params) on inputs of the result dtype)
+    "cat": (lambda m, a, b, dim: m.cat([a, b], dim), lambda a, b, dim: np.concatenate([a, b], dim)),
+    "stack": (lambda m, a, b, dim: m.stack([a, b], dim), lambda a, b, dim: np.stack([a, b], dim)),
+    "gather": (lambda m, x, i, s, dim: m.gather(x, dim, i), lambda x, i, s, dim: np.take_along_axis(x, i, dim)),
+    "scatter": (_scatter_call(False), lambda x, i, s, dim: np_scatter(x, dim, i, s, False)),
+    "scatter_add": (_scatter_call(True), lambda x, i, s, dim: np_scatter(x, dim, i, s, True)),
+    "index_select": (lambda m, x, i, dim: m.index_select(x, dim, i), lambda x, i, dim: np.take(x, i, dim)),
+    "repeat": (lambda m, x, repeats: x.repeat(*repeats), lambda x, repeats: np.tile(x, repeats)),
+    "flip": (lambda m, x, dims: m.flip(x, dims), lambda x, dims: np.flip(x, dims) if dims else x),
+    "roll": (lambda m, x, shifts, dims: m.roll(x, shifts, dims),
+             lambda x, shifts, dims: np.roll(x, shifts, dims) if dims else np.roll(x.ravel(), shifts).reshape(x.shape)),
+    "tril": (lambda m, x, diagonal: m.tril(x, diagonal), lambda x, diagonal: np.tril(x, diagonal)),
+    "triu": (lambda m, x, diagonal: x.triu(diagonal), lambda x, diagonal: np.triu(x, diagonal)),
+    "matmul": (lambda m, a, b: a @ b, np.matmul), "mm": (lambda m, a, b: m.mm(a, b), np.matmul),
+    "bmm": (lambda m, a, b: m.bmm(a, b), np.matmul),
+}
+
+
+@pytest.mark.parametrize("name", MOVEMENT)
+@SETTINGS
+@given(data=st.data())
+def test_movement_matches_numpy(name, data):
+    arrs, params = data.draw(movement_case(name))
+    t0, x0 = lay_out(tj, arrs[0], data.draw(st.sampled_from(LAYOUTS)))
+    out = MOVEMENT[name][0](tj, t0, *(tj.tensor(a) for a in arrs[1:]), **params)
+    d = name_of(out)
+    arrs = [x0] + list(arrs[1:])
+    cast = [a if a.dtype == np.int64 and name in ("gather", "scatter", "scatter_add", "index_select") and i == 1
+            else a.astype(d) for i, a in enumerate(arrs)]
+    assert_close(out.numpy(), quiet(MOVEMENT[name][1], *cast, **params), d, mag_sum(arrs[0]) * 4)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", MOVEMENT)
+@SETTINGS
+@given(data=st.data())
+def test_movement_matches_torch(name, data):
+    arrs, params = data.draw(movement_case(name))
+    layout = data.draw(st.sampled_from(LAYOUTS))
+    res, ref = (MOVEMENT[name][0](m, *(lay_out(m, a, layout)[0] if i == 0 else m.tensor(a)
+                                       for i, a in enumerate(arrs)), **params) for m in (tj, torch))
+    assert_like_torch(res, ref, mag_sum(arrs[0]) * 4)
+
+
+@needs_torch
+@pytest.mark.xfail(reason="tj::gather (tracejit/ops/movement.py) uses take_along_axis, which needs the index "
+                          "to match the input outside `dim`; PyTorch allows a smaller index", strict=True)
+def test_gather_index_smaller_than_input_outside_dim():
+    x, i = np.arange(12.0).reshape(3, 4), np.array([[0, 2], [1, 1]])
+    assert_like_torch(tj.gather(tj.tensor(x), 0, tj.tensor(i)), torch.gather(torch.tensor(x), 0, torch.tensor(i)))
+
+
+@needs_torch
+@pytest.mark.xfail(reason="tj::index_select and tj::gather (tracejit/ops/movement.py) accept negative indices "
+                          "(numpy wraps them); PyTorch raises IndexError / RuntimeError", strict=True)
+@pytest.mark.parametrize("call", [lambda m, x: m.index_select(x, 0, m.tensor([-1])),
+                                  lambda m, x: m.gather(x, 0, m.tensor([[-1, 0, 0, 0]]))], ids=["index_select", "gather"])
+def test_negative_indices_raise(call):
+    with pytest.raises((IndexError, RuntimeError)):
+        call(torch, torch.arange(12.0).reshape(3, 4))
+    with pytest.raises((IndexError, RuntimeError)):
+        call(tj, tj.arange(12.0).reshape(3, 4))
