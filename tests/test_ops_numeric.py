@@ -93,10 +93,10 @@ def arrays(dtype, shape, lo=-10, hi=10):
     return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, lo, hi))
 
 
-def quiet(fn, *args):
+def quiet(fn, *args, **kw):
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the references' own warnings (var of one element, ...)
-        return fn(*args)
+        return fn(*args, **kw)
 
 
 def np_erf(x):

@@ -28,6 +28,11 @@ _STRUCT_KEY = "tracejit.structure"
 _FORMAT = 1
 
 
+def _contiguous(arr):
+    # not np.ascontiguousarray: it turns 0-d arrays into 1-d ones
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
 def _key(tensors, path):
     """The tensor's name in the file: its dotted path (state_dict keys stay readable by other tools)."""
     key = path or "tensor"
@@ -42,11 +47,11 @@ def _flatten(obj, tensors, path):
     """JSON-able description of obj; tensors are moved into `tensors` under their path."""
     if isinstance(obj, Tensor):
         key = _key(tensors, path)
-        tensors[key] = np.ascontiguousarray(obj.detach().numpy(force=True))
+        tensors[key] = _contiguous(obj.detach().numpy(force=True))
         return {"t": key}
     if isinstance(obj, np.ndarray):
         key = _key(tensors, path)
-        tensors[key] = np.ascontiguousarray(obj)
+        tensors[key] = _contiguous(obj)
         return {"t": key, "np": True}
     if isinstance(obj, dict):
         for k in obj:

@@ -99,11 +99,12 @@ def record(op, args, attrs, outputs, detach):
     save_in, save_out = saves(op)
     inputs, shapes, dtypes, edges = [], [], [], []
     for a in args:
-        if isinstance(a, (list, tuple)) and a and hasattr(a[0], "_data"):
-            inputs.append([SavedTensor(t) if save_in else None for t in a])
-            shapes.append([tuple(t._data.shape) for t in a])
-            dtypes.append([t.dtype for t in a])
-            edges.extend(_edge(t) for t in a)
+        if isinstance(a, (list, tuple)) and any(hasattr(t, "_data") for t in a):
+            # a list of tensors; None entries (unindexed dims of tj::index) get no edge
+            inputs.append([SavedTensor(t) if save_in and t is not None else None for t in a])
+            shapes.append([None if t is None else tuple(t._data.shape) for t in a])
+            dtypes.append([None if t is None else t.dtype for t in a])
+            edges.extend(None if t is None else _edge(t) for t in a)
         elif hasattr(a, "_data"):
             inputs.append(SavedTensor(a) if save_in else None)
             shapes.append(tuple(a._data.shape))

@@ -77,7 +77,10 @@ def inplace_with_grad(op, target, args, attrs):
     if target.requires_grad and target.grad_fn is None and target._base is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
     if target._base is None:
-        new = dispatch(op, (_snapshot(target),) + tuple(args[1:]), attrs)
+        old = _snapshot(target)
+        # `y.mul_(y)` reads the old y twice: every alias of the target among the inputs is the snapshot.
+        rest = tuple(old if a is target else a for a in args[1:])
+        new = dispatch(op, (old,) + rest, attrs)
         _adopt(target, new)
         return target
     root, chain = _view_chain(target)
