@@ -149,6 +149,15 @@ class Context:
     def dtype(self, i):
         return self.node.dtypes[i]
 
+    def needs_input_grad(self, i):
+        """Whether input i's gradient goes anywhere (rules may skip costly gradients nobody needs)."""
+        node = self.node
+        k = 0
+        for s in node.shapes[:i]:  # edges exist for tensor inputs only (one per list element)
+            k += len(s) if isinstance(s, list) else (s is not None)
+        edge = node.next_functions[k] if k < len(node.next_functions) else None
+        return edge is not None
+
     def input(self, i):
         v = self.node.inputs[i]
         if isinstance(v, SavedTensor):

@@ -264,11 +264,8 @@ CONV2D_BACKWARD_WEIGHT = register(
 
 def _needs(c, i):
     """Whether input i's gradient goes anywhere: skips the costly gradients nobody asked for."""
-    node = getattr(c, "node", None)
-    if node is None:  # a context without the recorded graph: compute everything
-        return True
-    k = sum(1 for s in node.shapes[:i] if s is not None)  # only tensor inputs have edges
-    return node.next_functions[k] is not None
+    check = getattr(c, "needs_input_grad", None)
+    return True if check is None else check(i)
 
 
 def _output_padding(in_hw, out_hw, kernel, stride, padding, dilation):

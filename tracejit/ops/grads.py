@@ -30,8 +30,15 @@ _NO_INPUTS = {"add", "sub", "neg", "view", "reshape", "permute", "expand", "unsq
 
 def saves(op):
     """(save inputs?, save outputs?) for recording `op`."""
-    short = op.name[4:]
-    return short not in _NO_INPUTS, short in _SAVE_OUTPUT
+    return op.grad_saves_inputs, op.grad_saves_outputs
+
+
+def set_rule(name, rule, *, inputs=True, outputs=False):
+    """Attach a gradient rule to an op and say what it reads from the forward call."""
+    op = get(name)
+    op.grad = rule
+    op.grad_saves_inputs = inputs
+    op.grad_saves_outputs = outputs
 
 
 def _is_t(x):
@@ -435,11 +442,11 @@ def _unroll(F, c, g):
 
 
 def _install():
-    for name, rule in UNARY.items():
-        get(f"tj::{name}").grad = _unary(rule)
+    rules = {name: _unary(rule) for name, rule in UNARY.items()}
     for table in (BINARY, REDUCTIONS, MOVEMENT):
-        for name, rule in table.items():
-            get(f"tj::{name}").grad = rule
+        rules.update(table)
+    for name, rule in rules.items():
+        set_rule(f"tj::{name}", rule, inputs=name not in _NO_INPUTS, outputs=name in _SAVE_OUTPUT)
 
 
 _install()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from .. import dtypes as D
 from . import grads
 from . import rules as R
-from .registry import ShapeError, get, register
+from .registry import ShapeError, register
 from .windows import col2im, fmt_sizes, known, nchw, pad, upcast, window_count, windows
 
 # ---- shape and dtype rules -----------------------------------------------------------------------
@@ -337,13 +337,12 @@ GRADS = {
 
 
 def _install():
+    # The max pools' rules read the indices output; these rules need only input shapes, not values.
+    shapes_only = {"max_pool2d", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
+                   "adaptive_avg_pool2d_backward"}
     for name, rule in GRADS.items():
-        get(f"tj::{name}").grad = rule
-    # grads.saves() decides what autograd keeps from its own name tables: the max pools' rule reads the
-    # indices output, and every pooling rule needs only input shapes, so inputs need not stay alive.
-    grads._SAVE_OUTPUT.update({"max_pool2d", "adaptive_max_pool2d"})
-    grads._NO_INPUTS.update({"max_pool2d", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward",
-                             "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward"})
+        grads.set_rule(f"tj::{name}", rule, inputs=name not in shapes_only,
+                       outputs=name in ("max_pool2d", "adaptive_max_pool2d"))
 
 
 _install()

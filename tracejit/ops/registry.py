@@ -46,6 +46,9 @@ class OpDef:
     num_outputs: int = 1
     # grad(F, ctx, *grad_outputs) -> a gradient per input; set by tracejit.ops.grads
     grad: Callable | None = None
+    # What the grad rule reads, so autograd keeps nothing else alive: input values, output values.
+    grad_saves_inputs: bool = True
+    grad_saves_outputs: bool = False
     doc: str = ""
     extra: dict = field(default_factory=dict)
 
