@@ -408,7 +408,7 @@ def test_transformer_encoder_layer(norm_first, activation, batch_first):
     tl, jl = torch.nn.TransformerEncoderLayer(*args, **kw), nn.TransformerEncoderLayer(*args, **kw)
     tl.eval()
     jl.eval()
-    mask = np.triu(np.full((5, 5), -np.inf), 1)
+    mask = np.triu(np.ones((5, 5), dtype=bool), 1)
     padding = np.zeros((3, 5), dtype=bool)
     padding[1, -1] = True
     check_layer(tl, jl, _randn(3, 5, 8) if batch_first else _randn(5, 3, 8), src_mask=mask,
@@ -461,3 +461,92 @@ def test_recurrent_unbatched(kind, given_state):
 def test_rnn_relu_nonlinearity():
     torch = _torch()
     check_layer(torch.nn.RNN(3, 4, nonlinearity="relu"), nn.RNN(3, 4, nonlinearity="relu"), _randn(6, 2, 3))
+
+
+# ---- default initialization (torch-free) ---------------------------------------------------------------------
+
+
+def _uniform_like(w, bound):
+    """Values within +-bound that fill the interval like a uniform sample."""
+    w = w.detach().numpy().astype(np.float64).ravel()
+    n, std = w.size, bound / math.sqrt(3)
+    assert np.all(np.abs(w) <= bound * (1 + 1e-6)), (np.abs(w).max(), bound)
+    assert np.abs(w).max() > (1 - 8 / n) * bound
+    assert abs(w.mean()) < 5 * std / math.sqrt(n)  # five standard errors
+    assert abs(w.std() - std) < 5 * 0.45 * std / math.sqrt(n)  # a uniform sample sd has sd ~0.45 std / sqrt(n)
+    if n >= 1000:
+        hist, _ = np.histogram(w, bins=4, range=(-bound, bound))
+        assert hist.min() > 0.8 * hist.mean(), hist
+
+
+def test_linear_and_conv_default_init():
+    tj.manual_seed(0)
+    lin = nn.Linear(256, 128)
+    _uniform_like(lin.weight, 1 / math.sqrt(256))
+    _uniform_like(lin.bias, 1 / math.sqrt(256))
+    conv = nn.Conv2d(16, 64, 3)
+    _uniform_like(conv.weight, 1 / math.sqrt(16 * 9))
+    _uniform_like(conv.bias, 1 / math.sqrt(16 * 9))
+    convt = nn.ConvTranspose2d(32, 16, 3)  # fan_in is weight.shape[1] * k * k, as in PyTorch
+    _uniform_like(convt.weight, 1 / math.sqrt(16 * 9))
+    bil = nn.Bilinear(64, 8, 32)
+    _uniform_like(bil.weight, 1 / math.sqrt(64))
+    assert lin.weight.dtype == tj.float32 and lin.weight.requires_grad
+
+
+def test_embedding_and_norm_default_init():
+    tj.manual_seed(0)
+    w = nn.Embedding(1000, 64).weight.detach().numpy()
+    assert abs(w.mean()) < 0.01 and abs(w.std() - 1) < 0.01
+    bn = nn.BatchNorm2d(5)
+    assert np.all(bn.weight.detach().numpy() == 1) and np.all(bn.bias.detach().numpy() == 0)
+    assert np.all(bn.running_mean.numpy() == 0) and np.all(bn.running_var.numpy() == 1)
+    assert bn.num_batches_tracked.dtype == tj.int64 and bn.num_batches_tracked.item() == 0
+    ln = nn.LayerNorm((3, 4))
+    assert ln.weight.shape == (3, 4) and np.all(ln.weight.detach().numpy() == 1)
+
+
+def test_rnn_default_init():
+    tj.manual_seed(0)
+    for kind in (nn.RNN, nn.LSTM, nn.GRU):
+        rnn = kind(32, 64, num_layers=2, bidirectional=True)
+        for name, p in rnn.named_parameters():
+            if name.startswith("weight"):
+                _uniform_like(p, 1 / math.sqrt(64))
+            else:
+                assert np.all(np.abs(p.detach().numpy()) <= 1 / 8)
+
+
+def test_multihead_attention_default_init():
+    tj.manual_seed(0)
+    mha = nn.MultiheadAttention(64, 4)
+    _uniform_like(mha.in_proj_weight, math.sqrt(6 / (64 + 3 * 64)))
+    _uniform_like(mha.out_proj.weight, 1 / math.sqrt(64))
+    assert np.all(mha.in_proj_bias.detach().numpy() == 0) and np.all(mha.out_proj.bias.detach().numpy() == 0)
+    assert [n for n, _ in mha.named_parameters()] == ["in_proj_weight", "in_proj_bias", "out_proj.weight",
+                                                      "out_proj.bias"]
+
+
+# ---- names of parameters and buffers --------------------------------------------------------------------------
+
+
+NAMED = [
+    ("Linear", (3, 2), {}), ("Linear", (3, 2), {"bias": False}), ("Bilinear", (2, 3, 4), {}),
+    ("Conv1d", (2, 4, 3), {}), ("Conv2d", (2, 4, 3), {"bias": False}), ("ConvTranspose2d", (2, 4, 3), {}),
+    ("BatchNorm1d", (3,), {}), ("BatchNorm2d", (3,), {"affine": False}),
+    ("BatchNorm2d", (3,), {"track_running_stats": False}), ("LayerNorm", (3,), {}), ("GroupNorm", (2, 4), {}),
+    ("Embedding", (5, 2), {}), ("MultiheadAttention", (4, 2), {}), ("MultiheadAttention", (4, 2), {"bias": False}),
+    ("TransformerEncoderLayer", (4, 2, 8), {}), ("RNN", (2, 3), {"num_layers": 2, "bidirectional": True}),
+    ("LSTM", (2, 3), {"num_layers": 2}), ("GRU", (2, 3), {"bidirectional": True, "bias": False}),
+]
+
+
+@pytest.mark.parametrize("name, args, kw", NAMED)
+def test_parameter_and_buffer_names_match_torch(name, args, kw):
+    torch = _torch()
+    tl, jl = getattr(torch.nn, name)(*args, **kw), getattr(nn, name)(*args, **kw)
+    check_names(tl, jl)
+    for (n, p), (_, q) in zip(jl.named_parameters(), tl.named_parameters()):
+        assert tuple(p.shape) == tuple(q.shape), n
+        assert isinstance(p, nn.Parameter)
+    assert repr(jl) == repr(tl)

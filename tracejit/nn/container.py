@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .module import Module, Parameter
+from .module import Module, Parameter, _addindent
 
 
 def _index(i, n, what):
@@ -120,6 +120,20 @@ class ModuleList(Module):
 
     def forward(self, *args):
         raise NotImplementedError("ModuleList has no forward; iterate over it in the parent's forward")
+
+    def __repr__(self):
+        """Runs of equal reprs print once, as `(0-2): 3 x Linear(...)` (as PyTorch prints them)."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return f"{self._get_name()}()"
+        runs = []  # [first index, last index, repr]
+        for i, r in enumerate(reprs):
+            if runs and runs[-1][2] == r:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        lines = [_addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2) for a, b, r in runs]
+        return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class ModuleDict(Module):

@@ -74,7 +74,7 @@ class _ConvNd(Module):
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._n:
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+            s += f", padding={self.padding}"  # PyTorch prints 'same' / 'valid' unquoted
         if self.dilation != (1,) * self._n:
             s += f", dilation={self.dilation}"
         if self._transposed and self.output_padding != (0,) * self._n:
@@ -129,6 +129,7 @@ class ConvTranspose1d(ConvTranspose2d):
 class _Pool(Module):
     _fn = None
     _fields = ()
+    _repr_fields = ()  # the fields PyTorch's repr shows (fewer than the constructor takes)
 
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -148,37 +149,48 @@ class _Pool(Module):
         return type(self)._fn(input, **{k: getattr(self, k) for k, _ in self._fields})
 
     def extra_repr(self):
-        return ", ".join(f"{k}={getattr(self, k)}" for k, _ in self._fields)
+        return ", ".join(f"{k}={getattr(self, k)}" for k in self._repr_fields)
 
 
 class MaxPool2d(_Pool):
     _fn = staticmethod(F.max_pool2d)
     _fields = (("kernel_size", None), ("stride", None), ("padding", 0), ("dilation", 1), ("return_indices", False),
                ("ceil_mode", False))
+    _repr_fields = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
 
 
 class MaxPool1d(_Pool):
     _fn = staticmethod(F.max_pool1d)
-    _fields = MaxPool2d._fields
+    _fields, _repr_fields = MaxPool2d._fields, MaxPool2d._repr_fields
 
 
 class AvgPool2d(_Pool):
     _fn = staticmethod(F.avg_pool2d)
     _fields = (("kernel_size", None), ("stride", None), ("padding", 0), ("ceil_mode", False),
                ("count_include_pad", True), ("divisor_override", None))
+    _repr_fields = ("kernel_size", "stride", "padding")
 
 
 class AvgPool1d(_Pool):
     _fn = staticmethod(F.avg_pool1d)
     _fields = (("kernel_size", None), ("stride", None), ("padding", 0), ("ceil_mode", False),
                ("count_include_pad", True))
+    _repr_fields = AvgPool2d._repr_fields
+
+    def extra_repr(self):  # PyTorch stores AvgPool1d's sizes as 1-tuples
+        def one(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v,)
+
+        return ", ".join(f"{k}={one(getattr(self, k))}" for k in self._repr_fields)
 
 
 class AdaptiveAvgPool2d(_Pool):
     _fn = staticmethod(F.adaptive_avg_pool2d)
     _fields = (("output_size", None),)
+    _repr_fields = ("output_size",)
 
 
 class AdaptiveAvgPool1d(_Pool):
     _fn = staticmethod(F.adaptive_avg_pool1d)
     _fields = (("output_size", None),)
+    _repr_fields = ("output_size",)

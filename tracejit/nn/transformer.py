@@ -43,6 +43,10 @@ def _merge_masks(attn_mask, key_padding_mask, batch, heads, L, S, dtype):
     return mask
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A plain Linear under the class name PyTorch gives MultiheadAttention.out_proj, so reprs match."""
+
+
 class MultiheadAttention(Module):
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
                  kdim=None, vdim=None, batch_first=False, device=None, dtype=None):
@@ -60,7 +64,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = Parameter(tj["empty"](3 * embed_dim, **kw))
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, **kw)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **kw)
         init.xavier_uniform_(self.in_proj_weight)
         if bias:
             init.constant_(self.in_proj_bias, 0.0)
