@@ -36,8 +36,7 @@ LAYOUTS = ("contiguous", "transposed", "strided", "expanded")
 TOL = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}  # (rtol, atol)
 
 
-def name_of(t):
-    return str(t.dtype).split(".")[-1]
+name_of = lambda t: str(t.dtype).split(".")[-1]  # "float32" for tracejit and PyTorch dtypes
 
 
 def assert_close(actual, expected, dtype, mag=0.0):
@@ -99,8 +98,11 @@ def outcome(fn):
 # ---- numpy references (PyTorch's semantics where numpy's differ) ----------------------------------
 
 
-def np_sign(x):
-    return x if x.dtype == bool else ((x > 0).astype(x.dtype) - (x < 0)).astype(x.dtype)  # sign(nan) is 0
+np_sign = lambda x: x if x.dtype == bool else ((x > 0).astype(x.dtype) - (x < 0)).astype(x.dtype)  # nan: 0
+np_acc = lambda x: x.dtype if x.dtype.kind == "f" else np.int64
+mag_sum = lambda x: float(np.abs(x.astype(np.float64)).sum())
+mag_max = lambda x: float(np.abs(x.astype(np.float64)).max(initial=0))
+mag_sq = lambda x: float((x.astype(np.float64) ** 2).sum())
 
 
 def np_pow(a, b):
@@ -113,10 +115,6 @@ def np_pow(a, b):
 
 def np_axis(x, dim):
     return None if dim is None or x.ndim == 0 else tuple(d % x.ndim for d in ((dim,) if isinstance(dim, int) else dim))
-
-
-def np_acc(x):
-    return x.dtype if x.dtype.kind == "f" else np.int64
 
 
 def np_norm(x, a, k, p):
@@ -141,18 +139,6 @@ def np_scatter(x, dim, index, src, add):
         tgt = pos[:dim] + (index[pos],) + pos[dim + 1:]
         out[tgt] = out[tgt] + src[pos] if add else src[pos]
     return out
-
-
-def mag_sum(x):
-    return float(np.abs(x.astype(np.float64)).sum())
-
-
-def mag_max(x):
-    return float(np.abs(x.astype(np.float64)).max(initial=0))
-
-
-def mag_sq(x):
-    return float((x.astype(np.float64) ** 2).sum())
 
 
 # ---- the op table ----------------------------------------------------------------------------
@@ -191,6 +177,7 @@ for _n, (_ref, _dtypes) in {
 }.items():  # the reference computes in the result dtype (tests: on the input as is)
     SPECS[_n] = (unary_case(_dtypes), lambda m, x, n=_n: getattr(m, n)(x),
                  lambda d, cd, x, f=_ref: f(x if d == "bool" else x.astype(d)), None)
+UNARY_IDS = set(SPECS)
 
 BINARY_IDS = set()
 for _n, (_ref, _dtypes) in {
@@ -379,27 +366,21 @@ def test_matches_torch(op, data):
     assert_like_torch(res, ref, mag(arrs[0]) if mag else 0.0)
 
 
-OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-             "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "&": operator.and_,
-             "|": operator.or_, "^": operator.xor, "<": operator.lt, "==": operator.eq, "@": None}
-SCALARS = st.one_of(st.integers(-4, 4), st.floats(-4, 4, allow_nan=False).map(lambda v: round(v, 2)),
-                    st.booleans())
-
-
-def outcome(fn):
-    try:
-        return fn()
-    except (RuntimeError, TypeError, ValueError, ZeroDivisionError, NotImplementedError) as e:
-        return e
+OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "//": operator.floordiv,
+             "%": operator.mod, "**": operator.pow, "&": operator.and_, "|": operator.or_, "^": operator.xor,
+             "<": operator.lt, "==": operator.eq}
+AUGMENTED = {"+": operator.iadd, "-": operator.isub, "*": operator.imul, "/": operator.itruediv, "//": operator.ifloordiv,
+             "%": operator.imod, "**": operator.ipow, "&": operator.iand, "|": operator.ior, "^": operator.ixor}
 
 
 @needs_torch
-@pytest.mark.parametrize("sym", [s for s in OPERATORS if s != "@"])
+@pytest.mark.parametrize("sym", OPERATORS)
 @SETTINGS
-@given(dtype=st.sampled_from(ALL), scalar=SCALARS, reflected=st.booleans(), zero_dim=st.booleans())
+@given(dtype=st.sampled_from(ALL), reflected=st.booleans(), zero_dim=st.booleans(),
+       scalar=st.integers(-4, 4) | st.floats(-4, 4).map(lambda v: round(v, 2)) | st.booleans())
 def test_operator_with_python_number_matches_torch(sym, dtype, scalar, reflected, zero_dim):
-    """`t op 2.5` and the reflected `2.5 op t`: promotion, values, and errors where PyTorch raises."""
-    x = np.array(3 if dtype != "bool" else True, dtype) if zero_dim else np.arange(-3, 3).astype(dtype)
+    """`t op 2.5` and the reflected `2.5 op t`: promotion and values, or an error where PyTorch raises."""
+    x = np.array(3, dtype) if zero_dim else np.arange(-3, 3).astype(dtype)
     fn = OPERATORS[sym]
     res, ref = (outcome(lambda m=m: fn(scalar, m.tensor(x)) if reflected else fn(m.tensor(x), scalar))
                 for m in (tj, torch))
@@ -409,108 +390,94 @@ def test_operator_with_python_number_matches_torch(sym, dtype, scalar, reflected
         assert_like_torch(res, ref)
 
 
-AUGMENTED = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-             "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "&=": operator.iand,
-             "|=": operator.ior, "^=": operator.ixor}
-
-
 @needs_torch
 @pytest.mark.parametrize("sym", AUGMENTED)
 @pytest.mark.parametrize("other", ["tensor", "number"])
 def test_augmented_operator_writes_in_place(sym, other):
-    floaty = sym in ("/=", "**=")
-    a = np.array([[1.5, -2.0], [3.0, 4.5]]) if floaty else np.array([[1, -2], [3, 4]])
-    b = np.array([2.0, -0.5]) if floaty else np.array([2, 3])
+    a, b = (np.array([[1.5, -2.0], [3.0, 4.5]]), np.array([2.0, -0.5])) if sym in ("/", "**") else \
+        (np.array([[1, -2], [3, 4]]), np.array([2, 3]))
     outs = []
     for m in (tj, torch):
         x = m.tensor(a)
         ptr = x.data_ptr()
-        y = AUGMENTED[sym](x, m.tensor(b) if other == "tensor" else b[1].item())
-        assert y is x and x.data_ptr() == ptr
+        assert AUGMENTED[sym](x, m.tensor(b) if other == "tensor" else b[1].item()) is x and x.data_ptr() == ptr
         outs.append(x)
     assert_like_torch(*outs)
 
 
 @needs_torch
-def test_matmul_operator_and_reflected_forms():
+def test_matmul_operator_reflected_from_ndarray():
     a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
-    assert_like_torch(tj.tensor(a) @ tj.tensor(b), torch.tensor(a) @ torch.tensor(b))
-    assert_like_torch(a @ tj.tensor(b), torch.tensor(a) @ torch.tensor(b))  # ndarray @ Tensor is reflected
+    assert_like_torch(a @ tj.tensor(b), torch.tensor(a) @ torch.tensor(b))
 
 
-# ---- special values and errors --------------------------------------------------------------
+# ---- special values, errors and edge cases ----------------------------------------------------------
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 1e-30, 88.0, -100.0])
 
 
 @needs_torch
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("name", [n for n in UNARY if n not in ("logical_not", "bitwise_not")])
-def test_unary_special_values_match_torch(name, dtype):
+@pytest.mark.parametrize("op", [n for n in SPECS if n in UNARY_IDS or n in (
+    "softmax", "log_softmax", "logsumexp", "cumsum", "max_dim", "argmax", "amax", "norm_p2", "var", "sum", "prod",
+    "mean")])
+def test_special_values_match_torch(op, dtype):
+    """nan, infinities, signed zeros, tiny and overflowing values: PyTorch's results, and no warnings."""
     x = SPECIAL.astype(dtype)
-    assert_like_torch(getattr(tj, name)(tj.tensor(x)), getattr(torch, name)(torch.tensor(x)))
+    kw = {"dim": 0, "keepdim": False} if "dim" in SPECS[op][1].__code__.co_varnames else {}
+    assert_like_torch(SPECS[op][1](tj, tj.tensor(x), **kw), SPECS[op][1](torch, torch.tensor(x), **kw))
 
 
 @needs_torch
-@pytest.mark.parametrize("name", ["maximum", "minimum", "atan2", "remainder", "fmod", "floor_divide", "div",
-                                  "pow", "eq", "lt"])
-def test_binary_special_values_match_torch(name):
+@pytest.mark.parametrize("op", ["div", "maximum", "minimum", "atan2", "remainder", "fmod", "floor_divide", "pow",
+                                "eq", "lt", "logical_and"])  # add, sub, mul: see test_inf_arithmetic_is_silent
+def test_binary_special_values_match_torch(op):
     a, b = np.meshgrid(SPECIAL, SPECIAL)
-    assert_like_torch(getattr(tj, name)(tj.tensor(a), tj.tensor(b)),
-                      getattr(torch, name)(torch.tensor(a), torch.tensor(b)))
+    assert_like_torch(getattr(tj, op)(tj.tensor(a), tj.tensor(b)), getattr(torch, op)(torch.tensor(a),
+                                                                                      torch.tensor(b)))
 
 
 @needs_torch
-@pytest.mark.parametrize("call", [
-    lambda m, x: m.abs(x), lambda m, x: m.floor(x), lambda m, x: m.ceil(x), lambda m, x: m.trunc(x),
-    lambda m, x: m.round(x), lambda m, x: m.relu(x), lambda m, x: -x, lambda m, x: x - x, lambda m, x: x - 1,
-    lambda m, x: 1.5 - x, lambda m, x: m.tensor([1, 2]) - x, lambda m, x: x // x, lambda m, x: x % x,
-    lambda m, x: m.fmod(x, x), lambda m, x: x ** x, lambda m, x: m.argmax(x), lambda m, x: m.mean(x),
-    lambda m, x: m.var(x), lambda m, x: m.softmax(x, 0), lambda m, x: m.tensor([1.0]) @ x[:1].float().long(),
-    lambda m, x: m.round(x.long(), decimals=-1), lambda m, x: ~x.float(),
-], ids=["abs", "floor", "ceil", "trunc", "round", "relu", "neg", "sub", "sub_int", "rsub_float", "int_sub_bool",
-        "floordiv", "mod", "fmod", "pow", "argmax", "mean", "var", "softmax_int", "matmul_mixed",
-        "round_int_decimals", "invert_float"])
-def test_ops_torch_rejects_raise(call):
-    """Inputs PyTorch refuses (bool arithmetic, integer-only kernels, ...) raise in tracejit too."""
-    errors = (RuntimeError, TypeError, ValueError, NotImplementedError)
-    with pytest.raises(errors):
-        call(torch, torch.tensor([True, False]))
-    with pytest.raises(errors):
-        call(tj, tj.tensor([True, False]))
-
-
-@pytest.mark.parametrize("name", ["floor_divide", "remainder", "fmod"])
-@pytest.mark.parametrize("dtype", INTS)
-def test_integer_division_by_zero_raises(name, dtype):
-    a, b = np.array([3, 4], dtype), np.array([1, 0], dtype)
-    with pytest.raises((ZeroDivisionError, RuntimeError)):
-        getattr(tj, name)(tj.tensor(a), tj.tensor(b))
-    if torch is not None:
-        with pytest.raises((ZeroDivisionError, RuntimeError)):
-            getattr(torch, name)(torch.tensor(a), torch.tensor(b))
+@pytest.mark.parametrize("expr", [
+    "m.abs(b)", "m.floor(b)", "m.ceil(b)", "m.trunc(b)", "m.round(b)", "m.relu(b)", "-b", "b - b", "b - 1",
+    "1.5 - b", "m.tensor([1, 2]) - b", "m.ones(2, dtype=m.uint8).sub_(True)", "b // b", "b % b", "m.fmod(b, b)",
+    "b ** b", "True ** b", "m.argmax(b)", "m.argmin(b, 0)", "m.mean(b.long())", "m.var(b.long())",
+    "m.softmax(b.long(), 0)", "m.log_softmax(b.int(), 0)", "m.norm(b.long())", "m.ones(2) @ m.ones(2).double()",
+    "b.float() @ b.float().view(2, 1).bool()", "m.round(b.long(), decimals=-1)", "~b.float()", "b.float() & 1",
+    "m.ones(2, dtype=m.int32) ** -2", "m.tensor([3, 4]) // m.tensor([1, 0])", "m.tensor([3]) % 0",
+    "m.fmod(m.tensor([3], dtype=m.uint8), m.tensor([0], dtype=m.uint8))", "m.ones(2, 3) + m.ones(4, 3)",
+])
+def test_what_torch_rejects_raises(expr):
+    """Inputs PyTorch refuses (bool arithmetic, missing integer kernels, integer division by zero, ...)."""
+    for m in (torch, tj):
+        b = m.tensor([True, False])
+        with pytest.raises((RuntimeError, TypeError, ValueError, ZeroDivisionError, NotImplementedError)):
+            eval(expr, {"m": m, "b": b})
 
 
 @needs_torch
 @pytest.mark.parametrize("expr", [
     "x + -3", "x * 300", "x < -3", "m.clamp(x, min=-1)", "m.add(x, x, alpha=-1)", "m.where(x > 1, x, -1)",
-    "h * 1e9", "h + 1e9", "m.where(h > 0, h, -1e9)", "2 ** m.tensor([-1, 0, 2])", "m.tensor([-1, 1, 2, 0]) ** m.tensor(-3)",
-    "m.round(g, decimals=1)", "m.round(h, decimals=2)", "m.clamp(g, m.tensor([0.0, 2.0, 1.0]), m.tensor(1.5))",
-    "m.clamp(g.long(), max=m.tensor(1.5))", "m.where(x > 1, x, g)", "m.where(x > 1, 2, 3.5)",
-    "x.masked_fill(x > 1, 7)", "g.masked_fill(m.tensor([True, False, True]), m.tensor(-1))",
-    "m.div(g, 0.7, rounding_mode='trunc')", "m.div(x, 2, rounding_mode='floor')", "g // -0.4", "x.sign()",
+    "h * 1e9", "h + 1e9", "1e6 // h", "m.where(h > 0, h, -1e9)", "h // 0.02", "h.div(0.3, rounding_mode='trunc')",
+    "2 ** m.tensor([-1, 0, 2])", "m.tensor([-1, 1, 2, 0]) ** m.tensor(-3)", "m.round(g, decimals=1)",
+    "m.round(h, decimals=2)", "m.clamp(g, m.tensor([0.0, 2.0, 1.0]), m.tensor(1.5))", "m.clamp(g.long(), max=m.tensor(1.5))",
+    "m.where(x > 1, x, g)", "m.where(x > 1, 2, 3.5)", "x.masked_fill(x > 1, 7)",
+    "g.masked_fill(m.tensor([True, False, True]), m.tensor(-1))", "m.div(g, 0.7, rounding_mode='trunc')",
+    "m.div(x, 2, rounding_mode='floor')", "g // -0.4", "x.sign()", "b ** True", "b ** False", "b.all()", "x.any(0)",
+    "m.max(g.view(1, 3).expand(2, 3), 1)", "m.tensor(4.0).max(0)", "m.tensor([[2, 7]]).cumsum(1, dtype=m.int8)",
+    "m.index_select(g, 0, m.tensor(1))", "h.cumsum(0)", "m.tensor(3.0).softmax(0)", "g.logsumexp(0)",
 ])
 def test_scalar_and_mixed_edge_cases_match_torch(expr):
     def run(m):
-        x = m.tensor([1, 2, 200], dtype=m.uint8)
-        h = m.tensor([0.0, 2.0, -3.0], dtype=m.float16)
-        g = m.tensor([-1.25, 0.35, 2.5])
-        return eval(expr)
+        env = {"m": m, "x": m.tensor([1, 2, 200], dtype=m.uint8), "g": m.tensor([-1.25, 0.35, 2.5]),
+               "h": m.tensor([0.0, 2.0, -3.0], dtype=m.float16), "b": m.tensor([True, False, True])}
+        out = eval(expr, env)
+        return tuple(out) if isinstance(out, tuple) else out
 
     assert_like_torch(run(tj), run(torch))
 
 
-# ---- in-place ---------------------------------------------------------------------------------
+# ---- in-place ops ----------------------------------------------------------------------------------
 
 INPLACE = {
     "add_": lambda t, o: t.add_(o, alpha=2), "sub_": lambda t, o: t.sub_(o), "mul_": lambda t, o: t.mul_(o),
@@ -519,6 +486,7 @@ INPLACE = {
     "clamp_tensor_": lambda t, o: t.clamp_(min=o), "exp_": lambda t, o: t.exp_(), "sqrt_": lambda t, o: t.abs_().sqrt_(),
     "neg_": lambda t, o: t.neg_(), "sigmoid_": lambda t, o: t.sigmoid_(), "round_": lambda t, o: t.round_(),
     "masked_fill_": lambda t, o: t.masked_fill_(o > 0, 0.5), "add_scalar_": lambda t, o: t.add_(3),
+    "scatter_": lambda t, o: t.scatter_(1, o.abs().long().clamp(0, 2)[:1], o[:1]),
 }
 
 
@@ -526,6 +494,7 @@ INPLACE = {
 @pytest.mark.parametrize("name", INPLACE)
 @pytest.mark.parametrize("view", ["contiguous", "transposed", "strided"])
 def test_inplace_writes_into_self(name, view):
+    """The result is self, in the same storage; a write through a strided view lands in its base."""
     a = np.array([[0.5, -1.5, 2.0], [3.0, -0.25, 1.0], [-2.0, 0.75, -3.5]], np.float32)
     o = np.array([[1.0, 2.0, -0.5], [0.25, 4.0, 3.0], [1.5, -1.0, 2.0]], np.float32)
     outs = []
@@ -533,12 +502,10 @@ def test_inplace_writes_into_self(name, view):
         base = m.tensor(np.repeat(a, 2, axis=1))
         t = {"contiguous": m.tensor(a), "transposed": m.tensor(a.T.copy()).t(), "strided": base[:, ::2]}[view]
         ptr = t.data_ptr()
-        r = INPLACE[name](t, m.tensor(o))
-        assert r is t and t.data_ptr() == ptr
+        assert INPLACE[name](t, m.tensor(o)) is t and t.data_ptr() == ptr
         outs.append((t, base))
     assert_like_torch(outs[0][0], outs[1][0])
-    if view == "strided":  # the write went through the view into the base tensor
-        assert_like_torch(outs[0][1], outs[1][1])
+    assert_like_torch(outs[0][1], outs[1][1])
 
 
 @needs_torch
@@ -549,89 +516,87 @@ def test_inplace_writes_into_self(name, view):
     ("bool", lambda t: t.mul_(2)), ("uint8", lambda t: t.sub_(True)), ("float32", lambda t: t.add_(t.expand(2, 3))),
 ])
 def test_inplace_that_cannot_fit_self_raises(dtype, call):
-    """The in-place result dtype (or shape) does not fit self: PyTorch refuses, and self is untouched."""
+    """A result dtype (or shape) self cannot hold: PyTorch refuses, and self stays untouched."""
     for m in (torch, tj):
-        t = m.ones(3, dtype=tdt(m, dtype))
+        t = m.ones(3, dtype=getattr(m, dtype))
         with pytest.raises((RuntimeError, TypeError)):
             call(t)
-        assert t.tolist() == m.ones(3, dtype=tdt(m, dtype)).tolist()
+        assert t.tolist() == m.ones(3, dtype=getattr(m, dtype)).tolist()
 
 
 @needs_torch
-def test_inplace_downcasts_within_category_like_torch():
+def test_inplace_casts_down_within_a_category_like_torch():
+    res = []
     for m in (tj, torch):
-        t = m.ones(3, dtype=m.float16)
+        t, u = m.ones(3, dtype=m.float16), m.ones(3, dtype=m.int8)
         t.add_(m.ones(3, dtype=m.float64) / 3)
-        u = m.ones(3, dtype=m.int8)
         u.add_(m.tensor([1, 2, 300]))
-        m.ones(3, dtype=m.int64).div_(2, rounding_mode="floor")
-        m.ones(3, dtype=m.int64).masked_fill_(m.ones(3, dtype=m.bool), 2.5)
-    assert_like_torch(t, torch.full((3,), 4 / 3, dtype=torch.float16))
-    assert u.tolist() == [2, 3, 45] and name_of(u) == "int8"
+        res.append((t, u, m.ones(3, dtype=m.int64).div_(2, rounding_mode="floor"),
+                    m.ones(3, dtype=m.int64).masked_fill_(m.ones(3, dtype=m.bool), 2.5)))
+    assert_like_torch(*res)
 
 
-# ---- promotion ----------------------------------------------------------------------------
+# ---- type promotion ---------------------------------------------------------------------------------
 
-PROMO_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "==": operator.eq,
-             "where": lambda a, b: tj.where(tj.tensor(True), a, b) if isinstance(a, tj.Tensor)
-             else torch.where(torch.tensor(True), a, b), "maximum": None}
+PROMOTING = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "==": operator.eq,
+             "where": lambda a, b: (tj if isinstance(a, tj.Tensor) else torch).where(a > 2, a, b),
+             "maximum": lambda a, b: a.maximum(b), "cat": lambda a, b: (tj if isinstance(a, tj.Tensor) else torch).cat(
+                 [a.reshape(-1), b.reshape(-1)])}
 
 
-def _pair(m, da, db, dims):
-    ones = {"nd": (2,), "0d": ()}
-    return (m.ones(ones[dims[0]], dtype=tdt(m, da)), m.ones(ones[dims[1]], dtype=tdt(m, db)))
+def _promotion_mismatches(cases):
+    """[(description, tracejit call, PyTorch call)] -> those whose dtypes differ; where PyTorch raises,
+    tracejit must raise too."""
+    bad = []
+    for what, ours, theirs in cases:
+        want, got = outcome(lambda f=theirs: name_of(f())), outcome(lambda f=ours: name_of(f()))
+        if isinstance(want, Exception):
+            want, got = True, isinstance(got, Exception)
+        if got != want:
+            bad.append((what, got, want))
+    return bad
 
 
 @needs_torch
-@pytest.mark.parametrize("dims", [("nd", "nd"), ("0d", "nd"), ("nd", "0d"), ("0d", "0d")])
-@pytest.mark.parametrize("sym", PROMO_OPS)
-def test_promotion_of_tensor_pairs_matches_torch(sym, dims):
-    """All 9x9 dtype pairs, dimensioned and zero-dim: tj.result_type and a real op give torch's dtype.
-    Pairs PyTorch rejects (bool subtraction) must raise in both."""
-    fn = PROMO_OPS[sym] or (lambda a, b: a.maximum(b))
-    bad = []
+@pytest.mark.parametrize("dims", [((2,), (2,)), ((), (2,)), ((2,), ()), ((), ())], ids=["nd-nd", "0d-nd", "nd-0d",
+                                                                                     "0d-0d"])
+@pytest.mark.parametrize("op", PROMOTING)
+def test_promotion_of_tensor_pairs_matches_torch(op, dims):
+    """All 9x9 dtype pairs, dimensioned and zero-dim: tj.result_type and a real op give PyTorch's dtype
+    (pairs PyTorch rejects, like bool subtraction, raise in both)."""
+    fn, cases = PROMOTING[op], []
     for da in ALL:
         for db in ALL:
-            ta, tb = _pair(tj, da, db, dims)
-            pa, pb = _pair(torch, da, db, dims)
-            want = outcome(lambda pa=pa, pb=pb: name_of(fn(pa, pb)))
-            got = outcome(lambda ta=ta, tb=tb: name_of(fn(ta, tb)))
-            if isinstance(want, Exception):
-                got, want = isinstance(got, Exception), True
-            if got != want:
-                bad.append((da, db, got, want))
-            if tj.result_type(ta, tb).name != name_of(torch.empty(0, dtype=torch.result_type(pa, pb))):
-                bad.append((da, db, "result_type", tj.result_type(ta, tb)))
-    assert not bad
+            ta, tb = tj.ones(dims[0], dtype=getattr(tj, da)), tj.ones(dims[1], dtype=getattr(tj, db))
+            pa, pb = torch.ones(dims[0], dtype=getattr(torch, da)), torch.ones(dims[1], dtype=getattr(torch, db))
+            cases.append(((da, db), lambda a=ta, b=tb: fn(a, b), lambda a=pa, b=pb: fn(a, b)))
+            cases.append(((da, db, "result_type"), lambda a=ta, b=tb: tj.empty(0, dtype=tj.result_type(a, b)),
+                          lambda a=pa, b=pb: torch.empty(0, dtype=torch.result_type(a, b))))
+    assert not _promotion_mismatches(cases)
 
 
 @needs_torch
-@pytest.mark.parametrize("scalar", [True, 0, -3, 2.5, -1e-3])
-@pytest.mark.parametrize("dims", ["nd", "0d"])
-def test_promotion_with_python_numbers_matches_torch(scalar, dims):
-    bad = []
+@pytest.mark.parametrize("scalar", [True, False, 0, -3, 2.5, -1e-3])
+@pytest.mark.parametrize("shape", [(2,), ()], ids=["nd", "0d"])
+def test_promotion_with_python_numbers_matches_torch(scalar, shape):
+    cases = []
     for d in ALL:
-        for sym in ("+", "*", "/", "==", "-"):
+        t, p = tj.ones(shape, dtype=getattr(tj, d)), torch.ones(shape, dtype=getattr(torch, d))
+        for sym in ("+", "-", "*", "/", "==", "//", "**", "&"):
             fn = OPERATORS[sym]
-            ta, pa = _pair(tj, d, d, (dims, dims))[0], _pair(torch, d, d, (dims, dims))[0]
-            for order in (0, 1):
-                call = (lambda a, fn=fn: fn(a, scalar)) if order == 0 else (lambda a, fn=fn: fn(scalar, a))
-                want, got = outcome(lambda: name_of(call(pa))), outcome(lambda: name_of(call(ta)))
-                if isinstance(want, Exception):
-                    got, want = isinstance(got, Exception), True
-                if got != want:
-                    bad.append((d, sym, order, got, want))
-        if tj.result_type(ta, scalar).name != name_of(torch.empty(0, dtype=torch.result_type(pa, scalar))):
-            bad.append((d, "result_type"))
-    assert not bad
+            cases.append(((d, sym), lambda f=fn, t=t: f(t, scalar), lambda f=fn, p=p: f(p, scalar)))
+            cases.append(((scalar, sym, d), lambda f=fn, t=t: f(scalar, t), lambda f=fn, p=p: f(scalar, p)))
+        cases.append(((d, "result_type"), lambda t=t: tj.empty(0, dtype=tj.result_type(t, scalar)),
+                      lambda p=p: torch.empty(0, dtype=torch.result_type(p, scalar))))
+    assert not _promotion_mismatches(cases)
 
 
-# ---- known bugs outside the files this suite may fix --------------------------------------------
+# ---- known bugs outside the files this suite may fix ----------------------------------------------
 
 
 @needs_torch
-@pytest.mark.xfail(reason="tj::gather (tracejit/ops/movement.py) uses take_along_axis, which needs the index "
-                          "to match the input outside `dim`; PyTorch allows a smaller index", strict=True)
+@pytest.mark.xfail(reason="tj::gather (tracejit/ops/movement.py) uses take_along_axis, which broadcasts (or "
+                          "refuses) an index smaller than the input outside `dim`; PyTorch allows it", strict=True)
 def test_gather_index_smaller_than_input_outside_dim():
     x, i = np.arange(12.0).reshape(3, 4), np.array([[0, 2], [1, 1]])
     assert_like_torch(tj.gather(tj.tensor(x), 0, tj.tensor(i)), torch.gather(torch.tensor(x), 0, torch.tensor(i)))
@@ -639,11 +604,20 @@ def test_gather_index_smaller_than_input_outside_dim():
 
 @needs_torch
 @pytest.mark.xfail(reason="tj::index_select and tj::gather (tracejit/ops/movement.py) accept negative indices "
-                          "(numpy wraps them); PyTorch raises IndexError / RuntimeError", strict=True)
-@pytest.mark.parametrize("call", [lambda m, x: m.index_select(x, 0, m.tensor([-1])),
-                                  lambda m, x: m.gather(x, 0, m.tensor([[-1, 0, 0, 0]]))], ids=["index_select", "gather"])
-def test_negative_indices_raise(call):
-    with pytest.raises((IndexError, RuntimeError)):
-        call(torch, torch.arange(12.0).reshape(3, 4))
-    with pytest.raises((IndexError, RuntimeError)):
-        call(tj, tj.arange(12.0).reshape(3, 4))
+                          "(numpy wraps them); PyTorch raises", strict=True)
+@pytest.mark.parametrize("expr", ["m.index_select(x, 0, m.tensor([-1]))", "m.gather(x, 0, m.tensor([[-1, 0, 0, 0]]))"])
+def test_negative_indices_raise(expr):
+    for m in (torch, tj):
+        with pytest.raises((IndexError, RuntimeError)):
+            eval(expr, {"m": m, "x": m.arange(12.0).reshape(3, 4)})
+
+
+@needs_torch
+@pytest.mark.xfail(reason="add/sub/mul, sum and matmul run numpy without errstate (the per-op guard would double "
+                          "their dispatch cost); a single guard in tracejit/_tensor.py dispatch would fix them",
+                   strict=True, raises=RuntimeWarning)
+@pytest.mark.parametrize("expr", ["x - x", "x * 0", "x + x.flip(0)", "x.sum()", "x.view(1, 2) @ m.ones(2, 1)",
+                                  "m.tensor([1e30]) * 1e30", "m.full((2,), 6e4, dtype=m.float16) * 2"])
+def test_inf_arithmetic_is_silent(expr):
+    out = eval(expr, {"m": tj, "x": tj.tensor([math.inf, -math.inf])})
+    assert_like_torch(out, eval(expr, {"m": torch, "x": torch.tensor([math.inf, -math.inf])}))

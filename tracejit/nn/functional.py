@@ -47,7 +47,10 @@ def relu6(input, inplace=False):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+    # Not plain clamp: PyTorch's hardtanh passes no gradient at the bounds themselves (clamp passes it there).
+    inside = (input > min_val) & (input < max_val)
+    out = tj["where"](inside, input, input.detach().clamp(min_val, max_val))
+    return input.copy_(out) if inplace else out
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
