@@ -152,6 +152,17 @@ def test_bce_loss(weighted, reduction):
     check_fn(lambda lib, a, b, **k: lib.nn.BCELoss(**k)(a, b), [p, t], kw)
 
 
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_bce_loss_at_saturated_probabilities(dtype):
+    """p = 0 or 1 (a saturated float32 sigmoid): finite loss and PyTorch's gradient (p - t) / max(p (1-p), 1e-12)."""
+    p = np.array([0.0, 1.0, 0.0, 1.0, 1e-30, 0.5, 1 - 1e-7])
+    t = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 1.0])
+    # The target goes without a gradient: at p = 0 or 1 PyTorch's target gradient is an unclamped +-inf.
+    got = check_fn(lambda lib, a, target: lib.nn.functional.binary_cross_entropy(a, target, reduction="none"),
+                   [p], {"target": t}, dtype=dtype)
+    assert np.isfinite(got.detach().numpy()).all()
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("kw", [{}, {"pos_weight": True}, {"weight": True}, {"pos_weight": True, "weight": True}])
 def test_bce_with_logits_loss(kw, reduction):
@@ -269,15 +280,17 @@ def test_activation_functions(dtype):
     x = _randn(4, 5) * 5
     x[0, :3] = [0.0, 25.0, -25.0]
     for approximate in ("none", "tanh"):
-        check_fn(lambda lib, a: lib.nn.functional.gelu(a, approximate=approximate), [x], dtype=dtype)
+        check_fn(lambda lib, a, approximate=approximate: lib.nn.functional.gelu(a, approximate=approximate), [x],
+                 dtype=dtype)
     for beta, threshold in ((1.0, 20.0), (2.0, 5.0), (0.5, 1.0)):
-        check_fn(lambda lib, a: lib.nn.functional.softplus(a, beta=beta, threshold=threshold), [x], dtype=dtype)
+        check_fn(lambda lib, a, kw={"beta": beta, "threshold": threshold}: lib.nn.functional.softplus(a, **kw), [x],
+                 dtype=dtype)
     x[1, :4] = [1.0, -1.0, 6.0, 0.0]  # the bounds of hardtanh and relu6: no gradient there in PyTorch
     for name in ("relu", "silu", "elu", "leaky_relu", "sigmoid", "tanh", "logsigmoid", "mish", "selu", "relu6",
                  "hardtanh"):
-        check_fn(lambda lib, a: getattr(lib.nn.functional, name)(a), [x], dtype=dtype)
+        check_fn(lambda lib, a, name=name: getattr(lib.nn.functional, name)(a), [x], dtype=dtype)
     for name in ("softmax", "log_softmax", "softmin"):
-        check_fn(lambda lib, a: getattr(lib.nn.functional, name)(a, dim=0), [x], dtype=dtype)
+        check_fn(lambda lib, a, name=name: getattr(lib.nn.functional, name)(a, dim=0), [x], dtype=dtype)
     check_fn(lambda lib, a: lib.nn.functional.glu(a, dim=0), [x], dtype=dtype)
 
 
@@ -291,6 +304,12 @@ def test_dropout_function():
     np.testing.assert_array_equal(F.dropout(x, 0.0).numpy(), x.numpy())
     with pytest.raises(ValueError, match="between 0 and 1"):
         F.dropout(x, -0.1)
+    leaf = tj.randn(20, 30, requires_grad=True)
+    y = leaf * 2
+    z = F.dropout(y, 0.5, inplace=True)  # the in-place form on a non-leaf still backpropagates
+    assert z is y
+    z.sum().backward()
+    np.testing.assert_allclose(leaf.grad.numpy(), 4.0 * (z.detach().numpy() != 0))
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
@@ -315,7 +334,7 @@ def test_embedding_and_linear_functions():
         F.embedding(tj.tensor([4]), tj.randn(4, 3))
 
 
-@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "leaky_relu", "elu", "silu"])
+@pytest.mark.parametrize("name", ["relu", "relu6", "hardtanh", "leaky_relu", "elu", "selu", "silu"])
 def test_inplace_activations(name):
     def fn(lib, a):
         y = a * 1.5  # a non-leaf, so the in-place op may overwrite it

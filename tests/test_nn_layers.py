@@ -129,6 +129,7 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @pytest.mark.parametrize("kw", CONV_CASES)
 def test_conv1d(kw):
     torch = _torch()
@@ -155,6 +156,19 @@ def test_conv2d_unbatched():
 def test_conv_transpose2d(kw):
     torch = _torch()
     check_layer(torch.nn.ConvTranspose2d(4, 6, 3, **kw), nn.ConvTranspose2d(4, 6, 3, **kw), _randn(2, 4, 5, 4))
+
+
+def test_conv_transpose_output_size():
+    torch = _torch()
+    tl, jl = torch.nn.ConvTranspose2d(2, 3, 3, stride=(2, 3), padding=1), nn.ConvTranspose2d(2, 3, 3, stride=(2, 3),
+                                                                                              padding=1)
+    for size in [(8, 12), (7, 10), [2, 3, 8, 11]]:
+        got = check_layer(tl, jl, _randn(2, 2, 4, 4), call=lambda layer, x, size=size: layer(x, output_size=size))
+        assert tuple(got[0].shape[2:]) == tuple(size[-2:])
+    check_layer(torch.nn.ConvTranspose1d(2, 3, 3, stride=2), nn.ConvTranspose1d(2, 3, 3, stride=2), _randn(2, 4),
+                call=lambda layer, x: layer(x, output_size=[10]))
+    with pytest.raises(ValueError, match=r"valid sizes range from \[7, 10\] to \[8, 12\]"):
+        jl(tj.randn(2, 2, 4, 4), output_size=(9, 10))
 
 
 @pytest.mark.parametrize("make, kw", [
@@ -294,11 +308,26 @@ def test_embedding(padding_idx):
     assert repr(jl) == repr(tl)
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0])
+def test_embedding_max_norm_renormalizes_looked_up_rows(norm_type):
+    torch = _torch()
+    tl = torch.nn.Embedding(6, 3, max_norm=1.5, norm_type=norm_type)
+    jl = nn.Embedding(6, 3, max_norm=1.5, norm_type=norm_type)
+    idx = np.array([[0, 2], [2, 5]])
+    check_layer(tl, jl, idx)
+    _close(jl.weight, tl.weight, 1e-10, "weight after renormalization")  # rows 1, 3, 4 untouched
+    assert repr(jl) == repr(tl)
+    with pytest.raises(NotImplementedError, match="scale_grad_by_freq"):
+        nn.Embedding(6, 3, scale_grad_by_freq=True)
+
+
 ACTIVATIONS = [
     ("ReLU", (), {}), ("LeakyReLU", (0.2,), {}), ("GELU", (), {}), ("GELU", (), {"approximate": "tanh"}),
     ("SiLU", (), {}), ("ELU", (), {"alpha": 0.7}), ("Softplus", (), {}), ("Softplus", (2.0, 3.0), {}),
     ("Softplus", (), {"beta": 0.5, "threshold": 1.0}), ("Sigmoid", (), {}), ("Tanh", (), {}), ("Softmax", (1,), {}),
-    ("Softmax", (), {"dim": -1}), ("LogSoftmax", (1,), {}), ("LogSoftmax", (), {"dim": 0}),
+    ("Softmax", (), {"dim": -1}), ("LogSoftmax", (1,), {}), ("LogSoftmax", (), {"dim": 0}), ("ReLU6", (), {}),
+    ("Hardtanh", (-2.0, 3.0), {}), ("SELU", (), {}), ("Mish", (), {}), ("LogSigmoid", (), {}), ("Softmin", (2,), {}),
+    ("GLU", (), {"dim": 1}),
 ]
 
 
@@ -310,6 +339,19 @@ def test_activations(name, args, kw, dtype):
     x = _randn(3, 4, 5) * 4
     x[0, 0, :3] = [0.0, 20.0, -30.0]  # the kinks and the far tails
     check_layer(tl, jl, x, dtype=dtype)
+    assert repr(jl) == repr(tl)
+
+
+def test_inplace_activation_modules():
+    torch = _torch()
+
+    def build(lib):
+        acts = [lib.nn.ReLU(True), lib.nn.LeakyReLU(0.1, True), lib.nn.ELU(inplace=True), lib.nn.SiLU(True),
+                lib.nn.Hardtanh(-1.5, 1.5, True), lib.nn.ReLU6(inplace=True), lib.nn.SELU(True)]
+        return lib.nn.Sequential(*(m for a in acts for m in (lib.nn.Linear(4, 4), a)))
+
+    tl, jl = build(torch), build(tj)
+    check_layer(tl, jl, _randn(3, 4) * 3)
     assert repr(jl) == repr(tl)
 
 
@@ -414,6 +456,19 @@ def test_transformer_encoder_layer(norm_first, activation, batch_first):
     check_layer(tl, jl, _randn(3, 5, 8) if batch_first else _randn(5, 3, 8), src_mask=mask,
                 src_key_padding_mask=padding)
     assert repr(jl) == repr(tl)
+
+
+def test_transformer_encoder_deep_copies_its_layer():
+    torch = _torch()
+
+    def build(lib, **kw):
+        layer = lib.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, activation="gelu")
+        return layer, lib.nn.TransformerEncoder(layer, 2, norm=lib.nn.LayerNorm(8), **kw)
+
+    (_, tenc), (jlayer, jenc) = build(torch, enable_nested_tensor=False), build(tj)
+    assert jenc.layers[0] is not jlayer and jenc.layers[0].linear1.weight is not jenc.layers[1].linear1.weight
+    check_layer(tenc, jenc, _randn(2, 5, 8), mask=np.triu(np.ones((5, 5), dtype=bool), 1), is_causal=True)
+    assert repr(jenc) == repr(tenc)
 
 
 # ---- recurrent layers -------------------------------------------------------------------------------------
@@ -527,26 +582,18 @@ def test_multihead_attention_default_init():
                                                       "out_proj.bias"]
 
 
-# ---- names of parameters and buffers --------------------------------------------------------------------------
-
-
-NAMED = [
-    ("Linear", (3, 2), {}), ("Linear", (3, 2), {"bias": False}), ("Bilinear", (2, 3, 4), {}),
-    ("Conv1d", (2, 4, 3), {}), ("Conv2d", (2, 4, 3), {"bias": False}), ("ConvTranspose2d", (2, 4, 3), {}),
-    ("BatchNorm1d", (3,), {}), ("BatchNorm2d", (3,), {"affine": False}),
-    ("BatchNorm2d", (3,), {"track_running_stats": False}), ("LayerNorm", (3,), {}), ("GroupNorm", (2, 4), {}),
-    ("Embedding", (5, 2), {}), ("MultiheadAttention", (4, 2), {}), ("MultiheadAttention", (4, 2), {"bias": False}),
-    ("TransformerEncoderLayer", (4, 2, 8), {}), ("RNN", (2, 3), {"num_layers": 2, "bidirectional": True}),
-    ("LSTM", (2, 3), {"num_layers": 2}), ("GRU", (2, 3), {"bidirectional": True, "bias": False}),
-]
-
-
-@pytest.mark.parametrize("name, args, kw", NAMED)
-def test_parameter_and_buffer_names_match_torch(name, args, kw):
+@pytest.mark.parametrize("name, args, kw, shape", [
+    ("RNN", (3, 4), {"num_layers": 2, "bidirectional": True}, (5, 2, 3)),
+    ("LSTM", (3, 4), {"num_layers": 2, "bidirectional": True}, (5, 2, 3)),
+    ("GRU", (3, 4), {"num_layers": 2, "batch_first": True}, (2, 5, 3)),
+    ("TransformerEncoderLayer", (8, 2, 16), {"norm_first": True}, (4, 3, 8)),
+    ("BatchNorm2d", (3,), {}, (4, 3, 5, 5)),
+    ("GroupNorm", (2, 4), {}, (3, 4, 5)),
+])
+def test_float32_layers(name, args, kw, shape):
     torch = _torch()
     tl, jl = getattr(torch.nn, name)(*args, **kw), getattr(nn, name)(*args, **kw)
-    check_names(tl, jl)
-    for (n, p), (_, q) in zip(jl.named_parameters(), tl.named_parameters()):
-        assert tuple(p.shape) == tuple(q.shape), n
-        assert isinstance(p, nn.Parameter)
-    assert repr(jl) == repr(tl)
+    if name.startswith("Transformer"):
+        tl.eval()
+        jl.eval()
+    check_layer(tl, jl, _randn(*shape) * 2 + 1, dtype="float32")

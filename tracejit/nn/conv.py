@@ -111,10 +111,27 @@ class ConvTranspose2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
                          output_padding, device, dtype)
 
+    def _output_padding(self, input, output_size):
+        """The output_padding that makes the output `output_size` (its last n entries) spatially, as in PyTorch."""
+        if output_size is None:
+            return self.output_padding
+        n, lead = self._n, input.ndim - self._n
+        sizes = tuple(output_size)[lead:] if len(output_size) == n + lead else tuple(output_size)
+        if len(sizes) != n:
+            raise ValueError(f"ConvTranspose{n}D: for {input.ndim}D input, output_size must have {n} or {n + lead} "
+                             f"elements (got {len(output_size)})")
+        lo = [(input.shape[lead + d] - 1) * self.stride[d] - 2 * self.padding[d]
+              + self.dilation[d] * (self.kernel_size[d] - 1) + 1 for d in range(n)]
+        hi = [m + s - 1 for m, s in zip(lo, self.stride)]
+        if any(not a <= size <= b for a, size, b in zip(lo, sizes, hi)):
+            raise ValueError(f"requested an output size of {list(sizes)}, but valid sizes range from {lo} to {hi} "
+                             f"(for an input of {list(input.shape[lead:])})")
+        return tuple(size - a for size, a in zip(sizes, lo))
+
     def forward(self, input, output_size=None):
         self._check(input)
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
 
 
 class ConvTranspose1d(ConvTranspose2d):
@@ -122,8 +139,8 @@ class ConvTranspose1d(ConvTranspose2d):
 
     def forward(self, input, output_size=None):
         self._check(input)
-        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                  self.groups, self.dilation)
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
 
 
 class _Pool(Module):

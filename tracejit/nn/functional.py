@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 
-from .. import _api
+from .. import _api, ops
 from .. import dtypes as D
-from .. import ops
 from .._tensor import dispatch
 from ..autograd.grad_mode import no_grad
 from .functional_conv import *  # noqa: F403 - conv and pooling live in their own file
@@ -53,19 +52,26 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     return input.copy_(out) if inplace else out
 
 
+# The in-place forms compute on a clone: the graph must not save the tensor that the write overwrites.
+
+
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    out = tj["where"](input > 0, input, input * negative_slope)
+    x = input.clone() if inplace else input
+    out = tj["where"](x > 0, x, x * negative_slope)
     return input.copy_(out) if inplace else out
 
 
 def elu(input, alpha=1.0, inplace=False):
-    out = tj["where"](input > 0, input, (input.clamp(max=0).expm1()) * alpha)
+    x = input.clone() if inplace else input
+    out = tj["where"](x > 0, x, (x.clamp(max=0).expm1()) * alpha)
     return input.copy_(out) if inplace else out
 
 
 def selu(input, inplace=False):
     alpha, scale = 1.6732632423543772, 1.0507009873554805
-    return elu(input, alpha, inplace) * scale
+    x = input.clone() if inplace else input
+    out = elu(x, alpha) * scale
+    return input.copy_(out) if inplace else out
 
 
 def gelu(input, approximate="none"):
@@ -79,7 +85,8 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    out = input * input.sigmoid()
+    x = input.clone() if inplace else input
+    out = x * x.sigmoid()
     return input.copy_(out) if inplace else out
 
 
@@ -132,11 +139,12 @@ def dropout(input, p=0.5, training=True, inplace=False):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
+    x = input.clone() if inplace else input  # the graph must not save the tensor the write overwrites
     if p == 1.0:
-        out = input * 0.0
+        out = x * 0.0
     else:
         keep = tj["rand"](input.shape, dtype=input.dtype, device=input.device) >= p
-        out = input * keep * (1.0 / (1.0 - p))
+        out = x * keep * (1.0 / (1.0 - p))
     return input.copy_(out) if inplace else out
 
 
@@ -193,7 +201,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training:
         n = input.numel() // c
         if n <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                             f"{list(input.shape)}")
         mean = input.mean(dims)
         centered = input - mean.reshape(shape)
         var = (centered * centered).mean(dims)
@@ -224,13 +233,23 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
-    """Rows of `weight` picked by the integer `input`; the padding row gets no gradient."""
+    """Rows of `weight` picked by the integer `input`; the padding row gets no gradient.
+
+    With `max_norm`, the rows looked up are first rescaled in place to norm at most max_norm (as in PyTorch)."""
     if input.dtype not in (D.int64, D.int32):
         raise RuntimeError(f"embedding: expected indices of dtype int64 or int32, got {input.dtype}")
+    if scale_grad_by_freq:
+        raise NotImplementedError("embedding: scale_grad_by_freq=True is not supported")
     n = weight.shape[0]
     if input.numel() and (int(input.max()) >= n or int(input.min()) < -n):
         raise IndexError(f"embedding: index out of range (num_embeddings={n}, got indices in "
                          f"[{int(input.min())}, {int(input.max())}])")
+    if max_norm is not None:
+        with no_grad():
+            rows = input.reshape(-1)
+            w = weight[rows]
+            norms = w.norm(norm_type, 1, keepdim=True)
+            weight[rows] = tj["where"](norms > max_norm, w * (max_norm / (norms + 1e-7)), w)
     out = weight[input]
     if padding_idx is not None and weight.requires_grad:
         pad = padding_idx % n

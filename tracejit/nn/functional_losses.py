@@ -126,12 +126,23 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
-    """-(t log p + (1-t) log(1-p)), with log clamped at -100 as PyTorch does."""
+    """-(t log p + (1-t) log(1-p)), with log clamped at -100 and the gradient (p - t) / max(p (1-p), 1e-12),
+    as PyTorch computes them."""
     _same_shape(input, target, "binary_cross_entropy")
     if bool(((input < 0) | (input > 1)).any()):
         raise RuntimeError("all elements of input should be between 0 and 1 (binary_cross_entropy takes "
                            "probabilities; use binary_cross_entropy_with_logits for logits)")
-    loss = -(target * input.log().clamp(min=-100) + (1 - target) * (1 - input).log().clamp(min=-100))
+
+    def bce(p):
+        return -(target * p.log().clamp(min=-100) + (1 - target) * (1 - p).log().clamp(min=-100))
+
+    # Where p (1-p) < eps (p = 0 or 1: a saturated sigmoid) the log's gradient would be 0 * inf = nan;
+    # there the value comes from the detached input and the gradient (p - t) / eps passes straight through.
+    eps = 9.999999960041972e-13  # PyTorch's kernel divides by 1e-12 rounded to float32
+    inside = input * (1 - input) >= eps
+    x = input.detach()
+    edge = bce(x) + ((x - target) / eps).detach() * (input - x)
+    loss = tj["where"](inside, bce(tj["where"](inside, input, 0.5)), edge)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

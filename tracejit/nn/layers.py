@@ -128,7 +128,8 @@ Softplus = _activation("Softplus", F.softplus, (("beta", 1.0), ("threshold", 20.
 Sigmoid = _activation("Sigmoid", F.sigmoid)
 Tanh = _activation("Tanh", F.tanh)
 LogSigmoid = _activation("LogSigmoid", F.logsigmoid)
-Hardtanh = _activation("Hardtanh", F.hardtanh, (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)))
+Hardtanh = _activation("Hardtanh", F.hardtanh, (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)),
+                       lambda s: f"min_val={s.min_val}, max_val={s.max_val}" + (", inplace=True" if s.inplace else ""))
 Softmax = _activation("Softmax", F.softmax, (("dim", None),))
 LogSoftmax = _activation("LogSoftmax", F.log_softmax, (("dim", None),))
 Softmin = _activation("Softmin", F.softmin, (("dim", None),))
@@ -181,7 +182,10 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
+        if scale_grad_by_freq:
+            raise NotImplementedError("Embedding: scale_grad_by_freq=True is not supported")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, False, sparse
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise AssertionError(f"padding_idx must be within num_embeddings ({num_embeddings}), got {padding_idx}")
@@ -205,8 +209,11 @@ class Embedding(Module):
         return cls(rows, cols, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze, **kw)
 
     def forward(self, input):
-        return F.embedding(input, self.weight, self.padding_idx)
+        return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        s += f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        s += f", max_norm={self.max_norm}" if self.max_norm is not None else ""
+        s += f", norm_type={self.norm_type}" if self.norm_type != 2 else ""
+        return s + (", sparse=True" if self.sparse else "")

@@ -32,8 +32,16 @@ class Parameter(Tensor):
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
 
+    __str__ = __repr__  # print(p) shows "Parameter containing:" too, as in PyTorch
+
     def __reduce_ex__(self, proto):
         raise TypeError("tracejit never pickles tensors; save parameters with tracejit.save(state_dict, path)")
+
+    def __deepcopy__(self, memo):
+        """A new Parameter with copied data (no grad), as PyTorch's; copy.deepcopy(model) goes through here."""
+        if id(self) not in memo:
+            memo[id(self)] = Parameter(self.detach().clone(), self.requires_grad)
+        return memo[id(self)]
 
 
 class _Handle:
@@ -100,7 +108,7 @@ class Module:
             self._drop(name)
             params[name] = value
         elif params is not None and name in params:
-            if value is not None and not isinstance(value, Tensor):
+            if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                                 "(tracejit.nn.Parameter or None expected)")
             params[name] = value
@@ -158,7 +166,8 @@ class Module:
         if "." in name or name == "":
             raise KeyError(f'buffer name can\'t contain "." or be empty, got {name!r}')
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or None required)")
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            "(Tensor or None required)")
         self._drop(name)
         self._buffers[name] = tensor
         if not persistent:
@@ -271,8 +280,15 @@ class Module:
                 p.grad.zero_()
 
     def apply(self, fn):
-        for m in list(self.modules())[::-1]:  # children before parents, as PyTorch's recursion orders them
-            fn(m)
+        """fn(m) for every submodule, children (in order) before their parent, as PyTorch's recursion visits them."""
+        stack = [(self, False)]
+        while stack:
+            mod, children_done = stack.pop()
+            if children_done:
+                fn(mod)
+                continue
+            stack.append((mod, True))
+            stack.extend((m, False) for m in reversed(list(mod.children())))
         return self
 
     def _apply(self, convert):
@@ -342,7 +358,8 @@ class Module:
     def state_dict(self, destination=None, prefix="", keep_vars=False):
         """Parameters and persistent buffers by dotted name (detached unless keep_vars)."""
         out = OrderedDict() if destination is None else destination
-        for mod_prefix, mod in self.named_modules(prefix=prefix.rstrip(".")):
+        # Shared modules appear under every name (as in PyTorch), so tied weights load from either key.
+        for mod_prefix, mod in self.named_modules(prefix=prefix.rstrip("."), remove_duplicate=False):
             p = f"{mod_prefix}." if mod_prefix else ""
             for name, t in mod._parameters.items():
                 if t is not None:
@@ -361,10 +378,10 @@ class Module:
         unexpected = [k for k in state_dict if k not in own]
         errors = []
         if strict:
-            if unexpected:
-                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
             if missing:
                 errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+            if unexpected:
+                errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
         with no_grad():
             for k, t in own.items():
                 if k not in state_dict:

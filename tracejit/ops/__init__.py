@@ -5,6 +5,14 @@
     'elementwise'
 """
 
+import warnings
+
+# IEEE events are values, not errors: inf - inf is nan and 1/0 is inf, silently, as in PyTorch. numpy
+# would warn; a filter scoped to warnings raised from tracejit's own code costs nothing per op, where an
+# errstate guard costs more than a small op itself. The user's own numpy calls still warn as configured.
+warnings.filterwarnings("ignore", message=r"(overflow|invalid value|divide by zero|underflow) encountered",
+                        category=RuntimeWarning, module=r"tracejit(\.|$)")
+
 # Each module registers its ops; grads attaches gradient rules to the core ones, conv/pool carry their own.
 from . import elementwise, factory, linalg, movement, reduction  # noqa: F401, I001
 from . import grads  # noqa: F401

@@ -176,14 +176,10 @@ def _fit(xp, v, like):
 _HALF_MAX = 65504.0
 
 
-def _half_scalar(v, like):
-    """Whether `v` is a Python float meeting the float16 array `like`."""
-    return v.__class__ is float and getattr(like, "dtype", None) is not None and like.dtype == "float16"
-
-
 def _half_overflow(v, like):
-    """Whether Python float `v` is finite but beyond float16's range while `like` is float16."""
-    return _HALF_MAX < abs(v) < float("inf") if _half_scalar(v, like) else False
+    """Whether `v` is a Python float, finite but beyond float16's range, while `like` is float16."""
+    return (v.__class__ is float and _HALF_MAX < abs(v) < float("inf")
+            and getattr(like, "dtype", None) is not None and like.dtype.char == "e")
 
 
 def _fit_scalars(fn, opmath=()):
@@ -198,14 +194,16 @@ def _fit_scalars(fn, opmath=()):
             a = _fit(xp, a, b)
         elif b.__class__ is int:
             b = _fit(xp, b, a)
-        elif _half_scalar(a, b) and 0 in opmath or _half_scalar(b, a) and 1 in opmath:
-            with xp.errstate(over="ignore"):
-                r = fn(xp, *(v.astype(xp.float32) if hasattr(v, "dtype") else v for v in (a, b)), *rest, **kw)
-                return r.astype(xp.float16) if r.dtype == xp.float32 else r
-        elif _half_overflow(a, b):
-            a *= float("inf")
-        elif _half_overflow(b, a):
-            b *= float("inf")
+        elif a.__class__ is float or b.__class__ is float:
+            pos, v, arr = (0, a, b) if a.__class__ is float else (1, b, a)
+            if getattr(arr, "dtype", None) is not None and arr.dtype.char == "e":  # float16
+                if pos in opmath:
+                    with xp.errstate(over="ignore"):
+                        r = fn(xp, *(arr.astype(xp.float32), v)[::1 if pos else -1], *rest, **kw)
+                        return r.astype(xp.float16) if r.dtype == xp.float32 else r
+                if _HALF_MAX < abs(v) < float("inf"):
+                    v *= float("inf")
+                    a, b = (v, arr) if pos == 0 else (arr, v)
         return fn(xp, a, b, *rest, **kw)
 
     return impl
@@ -272,6 +270,9 @@ def _pow(xp, a, b):
         # PyTorch's only bool pow: x ** True is x and x ** False is all True
         return a.copy() if b else xp.ones_like(a)
     _reject_bool(a, b, "pow")
+    _check_half(b, a)  # PyTorch refuses a float16-overflowing exponent; a base like that is inf
+    if _half_overflow(a, b):
+        a *= float("inf")
     a = _fit(xp, a, b)
     if b.__class__ is int and getattr(a, "dtype", None) is not None and a.dtype.kind in "iu":
         # An int exponent is not cast to the base's dtype (uint8 ** -3 is an error, not ** 253).
