@@ -419,6 +419,8 @@ def test_special_values_match_torch(op, dtype):
     "b.float() @ b.float().view(2, 1).bool()", "m.round(b.long(), decimals=-1)", "~b.float()", "b.float() & 1",
     "m.ones(2, dtype=m.int32) ** -2", "m.tensor([3, 4]) // m.tensor([1, 0])", "m.tensor([3]) % 0",
     "m.fmod(m.tensor([3], dtype=m.uint8), m.tensor([0], dtype=m.uint8))", "m.ones(2, 3) + m.ones(4, 3)",
+    "m.ones(2, dtype=m.float16).pow(1e6)", "m.ones(2, dtype=m.float16).clamp(max=1e9)",
+    "m.ones(2, dtype=m.float16).masked_fill(b, -1e9)",
 ])
 def test_what_torch_rejects_raises(expr):
     """Inputs PyTorch refuses (bool arithmetic, missing integer kernels, integer division by zero, ...)."""
@@ -431,7 +433,8 @@ def test_what_torch_rejects_raises(expr):
 @needs_torch
 @pytest.mark.parametrize("expr", [
     "x + -3", "x * 300", "x < -3", "m.clamp(x, min=-1)", "m.add(x, x, alpha=-1)", "m.where(x > 1, x, -1)",
-    "h * 1e9", "h + 1e9", "1e6 // h", "m.where(h > 0, h, -1e9)", "h // 0.02", "h.div(0.3, rounding_mode='trunc')",
+    "h * 1e9", "h + 1e9", "1e6 // h", "1e6 ** h", "m.where(h > 0, h, -1e9)", "h // 0.02",
+    "h.div(0.3, rounding_mode='trunc')",
     "2 ** m.tensor([-1, 0, 2])", "m.tensor([-1, 1, 2, 0]) ** m.tensor(-3)", "m.round(g, decimals=1)",
     "m.round(h, decimals=2)", "m.clamp(g, m.tensor([0.0, 2.0, 1.0]), m.tensor(1.5))",
     "m.clamp(g.long(), max=m.tensor(1.5))", "g.view(1, 3) @ g.view(3, 1)", "m.tensor([[1, 2]]) @ x.long()[:2, None]",

@@ -139,7 +139,8 @@ Tensor.data = property(_get_data, _set_data)
 
 PUBLIC = dict(FUNCTIONS)
 PUBLIC.update(
-    Tensor=Tensor, Size=Size, Storage=Storage, TypedStorage=Storage, UntypedStorage=UntypedStorage, dtype=D.dtype, device=device,
+    Tensor=Tensor, Size=Size, Storage=Storage, TypedStorage=Storage,
+    UntypedStorage=UntypedStorage, dtype=D.dtype, device=device,
     Generator=Generator, default_generator=default_generator, is_tensor=is_tensor,
     is_floating_point=is_floating_point, numel=numel, result_type=result_type, can_cast=can_cast,
     promote_types=D.promote_types, get_default_dtype=D.get_default_dtype, set_default_dtype=D.set_default_dtype,

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 from .engine import Node
-from .gradcheck import GradcheckError, gradcheck
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import GradcheckError, gradcheck
 
 
 def _seed(t, g):

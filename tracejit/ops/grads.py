@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from . import elementwise, linalg, movement, reduction  # noqa: F401 - the ops these rules attach to
 from .registry import get
 
 # Ops whose rules read the forward output (saved without a reference cycle) ...
