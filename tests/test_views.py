@@ -462,9 +462,6 @@ def test_other_view_errors_match_torch():
         assert isinstance(jinfo.value, type(tinfo.value)), (tinfo.value, jinfo.value)
 
 
-@pytest.mark.xfail(reason="tj::clone (tracejit/ops/elementwise.py) copies in C order; PyTorch's clone keeps the "
-                          "strides of a non-overlapping dense tensor (memory_format=torch.preserve_format)",
-                   strict=True)
 def test_clone_preserves_strides_like_torch():
     assert tj.zeros(4, 5, 6).permute(2, 0, 1).clone().stride() == \
         torch.zeros(4, 5, 6).permute(2, 0, 1).clone().stride()

@@ -408,6 +408,23 @@ def _cast(xp, x, dtype):
 
 # cast=(): the impl does the one conversion, quietly; dispatch's cast to the compute dtype would warn.
 register("tj::to_dtype", ("self",), _cast, R.first_shape, R.given_dtype, attrs={"dtype": None}, cast=())
-register("tj::clone", ("self",), lambda xp, x: x.copy(), R.first_shape, R.same, kind="movement")
+def _is_dense(x):
+    """Non-overlapping and dense: the elements fill a block of memory in some order of the dims."""
+    dims = sorted((st, n) for st, n in zip(x.strides, x.shape) if n != 1)
+    expect = x.itemsize
+    for st, n in dims:
+        if st != expect:
+            return False
+        expect *= n
+    return True
+
+
+def _clone(xp, x):
+    # PyTorch's clone keeps a dense tensor's layout (a permuted tensor stays permuted); numpy's
+    # order="K" does the same, and anything else becomes C-contiguous as in PyTorch.
+    return x.copy(order="K" if _is_dense(x) else "C")
+
+
+register("tj::clone", ("self",), _clone, R.first_shape, R.same, kind="movement")
 register("tj::contiguous", ("self",), lambda xp, x: xp.ascontiguousarray(x), R.first_shape, R.same,
          kind="movement")

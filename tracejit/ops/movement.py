@@ -187,6 +187,15 @@ register("tj::as_strided", ("self",), _as_strided, lambda shapes, size, **_: tup
 # ---- copies --------------------------------------------------------------------------------
 
 
+def _add_dims(a, b):
+    """Sum of two dims; with a symbol the result is the symbolic expression ('N+3')."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if a == 0:
+        return b
+    return f"{a}+{b}"
+
+
 def _cat_shape(shapes, dim=0):
     shapes = [s for s in shapes[0] if not (len(s) == 1 and s[0] == 0)]  # legacy: 1-D empties are skipped
     if not shapes:
@@ -197,7 +206,7 @@ def _cat_shape(shapes, dim=0):
         if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != dim):
             raise ShapeError(f"cat: sizes of tensors must match except in dimension {dim}; got "
                              f"{R.fmt_shape(first)} and {R.fmt_shape(s)}")
-        total = total + s[dim]
+        total = _add_dims(total, s[dim])
     return tuple(first[:dim]) + (total,) + tuple(first[dim + 1:])
 
 
@@ -231,17 +240,24 @@ def _gather_shape(shapes, dim):
     if len(s) != len(idx):
         raise ShapeError(f"gather: index tensor must have the same number of dimensions as input "
                          f"({len(idx)} vs {len(s)})")
+    for d, (n, m) in enumerate(zip(s, idx)):
+        if d != dim and isinstance(n, int) and isinstance(m, int) and m > n:
+            raise ShapeError(f"gather: size of index {R.fmt_shape(idx)} does not fit input {R.fmt_shape(s)} at "
+                             f"dimension {d} (index may be smaller than the input outside dim {dim}, not larger)")
     return tuple(idx)
 
 
 def _check_index_range(xp, idx, size, what):
-    if idx.size and (int(idx.min()) < -size or int(idx.max()) >= size):
+    # PyTorch refuses negative indices here (numpy would wrap them around).
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= size):
         bad = int(idx.max()) if int(idx.max()) >= size else int(idx.min())
         raise IndexError(f"{what}: index {bad} is out of bounds for dimension with size {size}")
 
 
 def _gather(xp, x, index, dim):
     _check_index_range(xp, index, x.shape[dim], "gather")
+    # An index smaller than the input outside `dim` reads the leading part of those dims (PyTorch's rule).
+    x = x[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
     return xp.take_along_axis(x, index, axis=dim)
 
 
