@@ -12,6 +12,8 @@ behind `dispatch`'s back: that single point is where autograd and the tracer hoo
 
 from __future__ import annotations
 
+from sys import getrefcount
+
 import numpy as np
 
 from . import dtypes as D
@@ -682,6 +684,9 @@ def _write_into(op, out, xp, arrays, attrs, out_dtype):
     target = out._data
     try:
         if op.inplace_impl is not None:
+            if op.kind == "elementwise" and out_dtype is not None and not D.can_cast(out_dtype, out.dtype):
+                raise TypeError(f"result type {out_dtype} can't be cast to the desired output type {out.dtype} "
+                                f"(in-place {op.name} on a {out.dtype} tensor)")
             op.inplace_impl(xp, target, *arrays[1:], **attrs)
         else:
             res = op.impl(xp, *arrays, **attrs)
@@ -786,7 +791,57 @@ def _binary(op, a, b, attrs=_EMPTY):
         b = _operand(b)
         if b is None:
             return NotImplemented
+    if a._data.size >= _ELIDE_MIN and op in _ELIDE_OPS and getrefcount(a) <= _TEMP_REFS and _elidable(op, a, b):
+        return dispatch(op, (a, b), attrs, out=a)
     return dispatch(op, (a, b), attrs)
+
+
+# ---- temporary elision ----------------------------------------------------------------------
+# In `a * b + c` the product is a temporary nobody else can see: numpy writes the sum into it
+# instead of a new array, which saves a cold 4 MB write per op on large tensors. We do the same,
+# under the same kind of proof: the tensor object is referenced only by the interpreter's stack
+# (its reference count, calibrated below for this Python), its array only by the tensor, it is
+# not a view, nothing records it for autograd, and the result has its dtype and shape.
+
+_ELIDE_MIN = 1 << 17  # elements; small arrays gain nothing
+_ELIDE_OPS = {_ADD, _SUB, _MUL, _DIV}
+
+
+def _calibrate_temp_refs():
+    """The reference count a temporary operand shows inside `_binary`; 0 disables elision."""
+
+    def probe_binary(a):
+        return getrefcount(a)
+
+    class Probe:
+        def __add__(self, other):
+            return probe_binary(self)
+
+    temp = Probe() + 1
+    named = Probe()
+    seen_named = named + 1
+    return temp if seen_named > temp else 0
+
+
+def _elidable(op, a, b):
+    arr = a._data
+    if (arr.__class__ is not _ndarray or a._base is not None or a.requires_grad or _GRAD_HOOKED(a)
+            or arr.base is not None or not arr.flags.c_contiguous or not arr.flags.writeable
+            or getrefcount(arr) > 2):
+        return False
+    if isinstance(b, Tensor):
+        if b.requires_grad or (b._data.shape != arr.shape and np.broadcast_shapes(b._data.shape, arr.shape) != arr.shape):
+            return False
+    elif op is _DIV and a.dtype.category != D.FLOAT:
+        return False
+    return op.dtype_rule((a, b), _EMPTY)[1] is a.dtype
+
+
+def _GRAD_HOOKED(t):
+    return t.grad_fn is not None or t._grad_hooks is not None
+
+
+_TEMP_REFS = _calibrate_temp_refs()
 
 
 def _rbinary(op, a, b, attrs=_EMPTY):

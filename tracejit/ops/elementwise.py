@@ -7,8 +7,23 @@ Python numbers, already cast to the op's compute dtype by the dispatcher.
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import parallel
 from . import rules as R
-from .registry import register
+from .registry import ShapeError, get, register
+
+_ND = np.ndarray
+_MIN_PAR = parallel.MIN_PARALLEL
+
+
+def _uf(xp, name, *args):
+    """The ufunc `name` of xp on args; large numpy work is split across threads."""
+    if xp is np:
+        for a in args:
+            if a.__class__ is _ND and a.size >= _MIN_PAR:
+                return parallel.ufunc(getattr(np, name), *args)
+    return getattr(xp, name)(*args)
 
 ES = R.elementwise_shape
 
@@ -190,6 +205,8 @@ def _fit_scalars(fn, opmath=()):
     x // 0.02 divides by 0.0199999996, not by 0.020004, and 0 * 1e5 is 0, not nan."""
 
     def impl(xp, a, b, *rest, **kw):
+        if a.__class__ is _ND and b.__class__ is _ND:  # two arrays: nothing to fit (the common case)
+            return fn(xp, a, b, *rest, **kw)
         if a.__class__ is int:
             a = _fit(xp, a, b)
         elif b.__class__ is int:
@@ -215,11 +232,11 @@ def _check_half(v, like):
 
 
 def _add(xp, a, b, alpha=1):
-    return xp.add(a, b * _fit(xp, alpha, b) if alpha != 1 else b)
+    return _uf(xp, "add", a, b * _fit(xp, alpha, b) if alpha != 1 else b)
 
 
 def _sub(xp, a, b, alpha=1):
-    return xp.subtract(a, b * _fit(xp, alpha, b) if alpha != 1 else b)
+    return _uf(xp, "subtract", a, b * _fit(xp, alpha, b) if alpha != 1 else b)
 
 
 def _sub_rule(args, attrs):
@@ -329,13 +346,13 @@ def _bool_only_or_int(fn, what):
 BINARY = {
     "add": (_add, R.promote, {"alpha": 1}),
     "sub": (_sub, _sub_rule, {"alpha": 1}),
-    "mul": (lambda xp, a, b: xp.multiply(a, b), R.promote, None),
+    "mul": (lambda xp, a, b: _uf(xp, "multiply", a, b), R.promote, None),
     "div": (_div, _div_rule, {"rounding_mode": None}),
     "remainder": (_int_div_check(lambda xp, a, b: xp.remainder(a, b), "remainder"), R.promote, None),
     "fmod": (_int_div_check(lambda xp, a, b: xp.fmod(a, b), "fmod"), R.promote, None),
     "pow": (_pow, R.promote, None),
-    "maximum": (lambda xp, a, b: xp.maximum(a, b), R.promote, None),
-    "minimum": (lambda xp, a, b: xp.minimum(a, b), R.promote, None),
+    "maximum": (lambda xp, a, b: _uf(xp, "maximum", a, b), R.promote, None),
+    "minimum": (lambda xp, a, b: _uf(xp, "minimum", a, b), R.promote, None),
     "atan2": (lambda xp, a, b: xp.arctan2(a, b), R.promote_float, None),
     "eq": (lambda xp, a, b: xp.equal(a, b), R.compare, None),
     "ne": (lambda xp, a, b: xp.not_equal(a, b), R.compare, None),
@@ -356,6 +373,39 @@ for _name, (_impl, _rule, _attrs) in BINARY.items():
     _opmath = {"mul": (0, 1), "div": (1,)}.get(_name, ())
     register(f"tj::{_name}", ("self", "other"), _impl if _name == "pow" else _fit_scalars(_impl, _opmath), ES,
              _rule, attrs=_attrs)
+
+
+def _inplace_ufunc(name, ufunc_name):
+    """`x.add_(y)` and friends straight into x's memory (numpy's out=): no temporary, no copy back.
+
+    Python ints (which may need wrapping to x's dtype) and float16 with a Python float (computed at
+    float32 precision) take the generic path: compute, then copy into x."""
+    functional = get(f"tj::{name}").impl
+
+    def impl(xp, out, b, alpha=1, rounding_mode=None):
+        if rounding_mode is None and (b.__class__ is _ND or (b.__class__ is float and out.dtype.char != "e")):
+            if alpha != 1:
+                b = b * alpha
+            if b.__class__ is _ND and b.shape != out.shape and xp.broadcast_shapes(b.shape, out.shape) != out.shape:
+                raise ShapeError(f"output with shape {list(out.shape)} doesn't match the broadcast shape "
+                                 f"{list(xp.broadcast_shapes(b.shape, out.shape))} (in-place tj::{name})")
+            # "unsafe" only relaxes numpy's kind rule (int64 -> uint8); dispatch already refused
+            # results of a higher category than the target (float into int), as PyTorch does.
+            if out.size >= _MIN_PAR and xp is np:
+                parallel.ufunc_into(getattr(np, ufunc_name), out, b, casting="unsafe")
+            else:
+                getattr(xp, ufunc_name)(out, b, out=out, casting="unsafe")
+            return out
+        kw = {"alpha": alpha} if alpha != 1 else ({"rounding_mode": rounding_mode} if rounding_mode else {})
+        out[...] = functional(xp, out, b, **kw)
+        return out
+
+    return impl
+
+
+for _name, _uname in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("div", "true_divide"),
+                      ("maximum", "maximum"), ("minimum", "minimum")):
+    get(f"tj::{_name}").inplace_impl = _inplace_ufunc(_name, _uname)
 
 
 def _clamp(xp, x, lo, hi):

@@ -106,3 +106,26 @@ def ufunc(fn, *args, dtype=None):
     for f in futures:
         f.result()
     return out
+
+
+def ufunc_into(fn, out, *args, casting="same_kind"):
+    """`fn(out, *args, out=out)` (an in-place update), split across threads when `out` is large."""
+    n = _num_threads
+    rows = out.shape[0] if out.ndim else 0
+    # An operand overlapping `out` (x.add_(x.t())) must not be split: numpy resolves the overlap
+    # for a whole call, not across blocks that threads write at the same time.
+    if n == 1 or rows < n or threading.current_thread().name.startswith("tracejit-op") or any(
+            isinstance(a, np.ndarray) and np.may_share_memory(a, out) for a in args):
+        return fn(out, *args, out=out, casting=casting)
+    step = -(-rows // n)
+    nd = out.ndim
+
+    def work(lo):
+        hi = min(lo + step, rows)
+        fn(out[lo:hi], *(_block(a, nd, lo, hi) for a in args), out=out[lo:hi], casting=casting)
+
+    futures = [_get_pool().submit(work, lo) for lo in range(step, rows, step)]
+    work(0)
+    for f in futures:
+        f.result()
+    return out

@@ -100,6 +100,8 @@ def _max_min_dim(fn_name):
 
 
 def _var(xp, x, dim=None, correction=1, keepdim=False):
+    if x.dtype == xp.float16:  # squared deviations underflow float16: compute in float32 as PyTorch does
+        return _var(xp, x.astype(xp.float32), dim, correction, keepdim).astype(xp.float16)
     n = R.numel(x.shape) if dim is None else R.numel([x.shape[d] for d in dim])
     with xp.errstate(all="ignore"):
         if n - correction > 0:
@@ -112,6 +114,8 @@ def _var(xp, x, dim=None, correction=1, keepdim=False):
 
 
 def _std(xp, x, dim=None, correction=1, keepdim=False):
+    if x.dtype == xp.float16:
+        return xp.sqrt(_var(xp, x.astype(xp.float32), dim, correction, keepdim)).astype(xp.float16)
     return xp.sqrt(_var(xp, x, dim, correction, keepdim))
 
 
