@@ -58,7 +58,7 @@ def infer_size(shape, numel):
 def view(self, *shape):
     """A view with a new shape; fails (suggesting reshape) when the strides do not allow one."""
     shape = infer_size(_sizes(shape), self.numel())
-    if view_strides(self._data.shape, self.stride(), shape) is None:
+    if not self._data.flags.c_contiguous and view_strides(self._data.shape, self.stride(), shape) is None:
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (input shape "
             f"{fmt_shape(self._data.shape)}, stride {fmt_shape(self.stride())}, requested "
@@ -71,7 +71,7 @@ def view(self, *shape):
 def reshape(self, *shape):
     """A view when the strides allow one, otherwise a contiguous copy (as in PyTorch)."""
     shape = infer_size(_sizes(shape), self.numel())
-    if view_strides(self._data.shape, self.stride(), shape) is not None:
+    if self._data.flags.c_contiguous or view_strides(self._data.shape, self.stride(), shape) is not None:
         return dispatch(_VIEW, (self,), {"shape_attr": shape})
     return dispatch(_RESHAPE, (self,), {"shape_attr": shape})
 

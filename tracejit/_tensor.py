@@ -675,6 +675,11 @@ def _make_view(op, t, src, attrs):
     base = src._base
     t._base = base if base is not None else src
     t._view_of = (src, op, attrs)
+    # numpy's strides already are PyTorch's for these cases; checking costs more than the view itself.
+    exact = op.extra.get("numpy_strides")
+    if t._data.size and (exact == "always" or (
+            exact == "contiguous" and src._data.flags.c_contiguous and 1 not in src._data.shape)):
+        return
     want = op.view_strides(src._data.shape, src.stride(), **attrs)
     if want != t.stride():
         t._data = _restride(t._data, want)
@@ -830,7 +835,8 @@ def _elidable(op, a, b):
             or getrefcount(arr) > 2):
         return False
     if isinstance(b, Tensor):
-        if b.requires_grad or (b._data.shape != arr.shape and np.broadcast_shapes(b._data.shape, arr.shape) != arr.shape):
+        bshape = b._data.shape
+        if b.requires_grad or (bshape != arr.shape and np.broadcast_shapes(bshape, arr.shape) != arr.shape):
             return False
     elif op is _DIV and a.dtype.category != D.FLOAT:
         return False

@@ -94,12 +94,12 @@ def _view_shape(shapes, shape_attr=None, **_):
 
 
 register("tj::view", ("self",), lambda xp, x, shape_attr: x.reshape(shape_attr), _view_shape, R.same,
-         kind="view", attrs={"shape_attr": ()}, view_strides=_view_rule)
+         kind="view", attrs={"shape_attr": ()}, view_strides=_view_rule, extra={"numpy_strides": "contiguous"})
 register("tj::reshape", ("self",), lambda xp, x, shape_attr: xp.ascontiguousarray(x).reshape(shape_attr),
          _view_shape, R.same, kind="movement", attrs={"shape_attr": ()})
 register("tj::permute", ("self",), lambda xp, x, dims: x.transpose(dims),
          lambda shapes, dims: tuple(shapes[0][d] for d in dims), R.same, kind="view", attrs={"dims": ()},
-         view_strides=lambda shape, strides, dims: tuple(strides[d] for d in dims))
+         view_strides=lambda shape, strides, dims: tuple(strides[d] for d in dims), extra={"numpy_strides": "always"})
 
 
 def _expand_shape(shapes, size=()):
@@ -124,7 +124,8 @@ register("tj::unsqueeze", ("self",), lambda xp, x, dim: xp.expand_dims(x, dim),
 register("tj::squeeze", ("self",), lambda xp, x, dims: x.squeeze(dims) if dims else x[...],
          lambda shapes, dims: tuple(d for i, d in enumerate(shapes[0]) if i not in dims), R.same, kind="view",
          attrs={"dims": ()},
-         view_strides=lambda shape, strides, dims: tuple(s for i, s in enumerate(strides) if i not in dims))
+         view_strides=lambda shape, strides, dims: tuple(s for i, s in enumerate(strides) if i not in dims),
+         extra={"numpy_strides": "always"})
 
 
 def _slice_shape(shapes, dim, start, end, step):
@@ -164,11 +165,12 @@ def _select(xp, x, dim, index):
 register("tj::slice", ("self",), _slice, _slice_shape, R.same, kind="view",
          attrs={"dim": 0, "start": 0, "end": 0, "step": 1},
          view_strides=lambda shape, strides, dim, step, **_: tuple(
-             s * step if i == dim else s for i, s in enumerate(strides)))
+             s * step if i == dim else s for i, s in enumerate(strides)), extra={"numpy_strides": "always"})
 register("tj::select", ("self",), _select,
          lambda shapes, dim, index: tuple(d for i, d in enumerate(shapes[0]) if i != dim), R.same, kind="view",
          attrs={"dim": 0, "index": 0},
-         view_strides=lambda shape, strides, dim, **_: tuple(s for i, s in enumerate(strides) if i != dim))
+         view_strides=lambda shape, strides, dim, **_: tuple(s for i, s in enumerate(strides) if i != dim),
+         extra={"numpy_strides": "always"})
 
 
 def _as_strided(xp, x, size, stride, storage_offset):
