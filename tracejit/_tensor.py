@@ -832,7 +832,7 @@ def _elidable(op, a, b):
     arr = a._data
     if (arr.__class__ is not _ndarray or a._base is not None or a.requires_grad or _GRAD_HOOKED(a)
             or arr.base is not None or not arr.flags.c_contiguous or not arr.flags.writeable
-            or getrefcount(arr) > 2):
+            or getrefcount(arr) > 3):  # held by: the tensor, `arr` here, getrefcount's argument
         return False
     if isinstance(b, Tensor):
         bshape = b._data.shape
