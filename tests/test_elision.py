@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tracejit as tj
-from tracejit import _tensor
+from tracejit import _dispatch as _tensor
 
 N = 1 << 18  # above the elision threshold
 
