@@ -24,6 +24,7 @@ from .ops.registry import ShapeError
 from .ops.rules import contiguous_strides
 
 _FROM_NP = D.FROM_NP
+_SMALL = ops.parallel.MIN_PARALLEL  # below it an elementwise ufunc runs on the calling thread
 _ndarray = np.ndarray
 _generic = np.generic
 
@@ -133,7 +134,12 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
 
                 return inplace_with_grad(op, out, args, attrs)
             return _write_into(op, out, xp, arrays, attrs, out_dtype)
-        res = op.impl(xp, *arrays, **attrs)
+        uf = op.ufunc
+        if (uf is not None and xp is np and not attrs and len(arrays) == 2 and arrays[0].__class__ is _ndarray
+                and arrays[1].__class__ is _ndarray and arrays[0].size < _SMALL and arrays[1].size < _SMALL):
+            res = uf(arrays[0], arrays[1])  # the op is exactly this ufunc here; skip the impl's wrappers
+        else:
+            res = op.impl(xp, *arrays, **attrs)
     except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError) as e:
         raise _explain(op, args, attrs, e) from None
     if op.num_outputs != 1:

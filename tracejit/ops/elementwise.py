@@ -17,6 +17,16 @@ _ND = np.ndarray
 _MIN_PAR = parallel.MIN_PARALLEL
 
 
+def _bin(xp, npf, a, b):
+    """The binary numpy ufunc `npf` (or xp's ufunc of the same name) on a and b: the hot path of
+    arithmetic, so it avoids the generic loop of `_uf`."""
+    if xp is np:
+        if (a.__class__ is _ND and a.size >= _MIN_PAR) or (b.__class__ is _ND and b.size >= _MIN_PAR):
+            return parallel.ufunc(npf, a, b)
+        return npf(a, b)
+    return getattr(xp, npf.__name__)(a, b)
+
+
 def _uf(xp, name, *args):
     """The ufunc `name` of xp on args; large numpy work is split across threads."""
     if xp is np:
@@ -232,11 +242,11 @@ def _check_half(v, like):
 
 
 def _add(xp, a, b, alpha=1):
-    return _uf(xp, "add", a, b * _fit(xp, alpha, b) if alpha != 1 else b)
+    return _bin(xp, np.add, a, b * _fit(xp, alpha, b) if alpha != 1 else b)
 
 
 def _sub(xp, a, b, alpha=1):
-    return _uf(xp, "subtract", a, b * _fit(xp, alpha, b) if alpha != 1 else b)
+    return _bin(xp, np.subtract, a, b * _fit(xp, alpha, b) if alpha != 1 else b)
 
 
 def _sub_rule(args, attrs):
@@ -346,13 +356,13 @@ def _bool_only_or_int(fn, what):
 BINARY = {
     "add": (_add, R.promote, {"alpha": 1}),
     "sub": (_sub, _sub_rule, {"alpha": 1}),
-    "mul": (lambda xp, a, b: _uf(xp, "multiply", a, b), R.promote, None),
+    "mul": (lambda xp, a, b: _bin(xp, np.multiply, a, b), R.promote, None),
     "div": (_div, _div_rule, {"rounding_mode": None}),
     "remainder": (_int_div_check(lambda xp, a, b: xp.remainder(a, b), "remainder"), R.promote, None),
     "fmod": (_int_div_check(lambda xp, a, b: xp.fmod(a, b), "fmod"), R.promote, None),
     "pow": (_pow, R.promote, None),
-    "maximum": (lambda xp, a, b: _uf(xp, "maximum", a, b), R.promote, None),
-    "minimum": (lambda xp, a, b: _uf(xp, "minimum", a, b), R.promote, None),
+    "maximum": (lambda xp, a, b: _bin(xp, np.maximum, a, b), R.promote, None),
+    "minimum": (lambda xp, a, b: _bin(xp, np.minimum, a, b), R.promote, None),
     "atan2": (lambda xp, a, b: xp.arctan2(a, b), R.promote_float, None),
     "eq": (lambda xp, a, b: xp.equal(a, b), R.compare, None),
     "ne": (lambda xp, a, b: xp.not_equal(a, b), R.compare, None),
@@ -402,6 +412,11 @@ def _inplace_ufunc(name, ufunc_name):
 
     return impl
 
+
+for _name, _uf_np in (("add", np.add), ("sub", np.subtract), ("mul", np.multiply), ("maximum", np.maximum),
+                      ("minimum", np.minimum), ("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
+                      ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)):
+    get(f"tj::{_name}").ufunc = _uf_np
 
 for _name, _uname in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("div", "true_divide"),
                       ("maximum", "maximum"), ("minimum", "minimum")):

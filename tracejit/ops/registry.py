@@ -47,6 +47,9 @@ class OpDef:
     # grad(F, ctx, *grad_outputs) -> a gradient per input; set by tracejit.ops.grads
     grad: Callable | None = None
     # What the grad rule reads, so autograd keeps nothing else alive: input values, output values.
+    # For elementwise ops that are exactly one numpy ufunc on two same-dtype arrays with no
+    # attributes: dispatch calls it directly on small inputs (the reference impl stays the definition).
+    ufunc: Any = None
     grad_saves_inputs: bool = True
     grad_saves_outputs: bool = False
     doc: str = ""
