@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-FRONT_END = ("tracejit._api", "tracejit._tensor", "tracejit._dispatch", "tracejit._math", "tracejit._reduce", "tracejit._movement",
+FRONT_END = ("tracejit._api", "tracejit._tensor", "tracejit._dispatch",
+             "tracejit._math", "tracejit._reduce", "tracejit._movement",
              "tracejit._shape_ops", "tracejit._indexing", "tracejit._creation", "tracejit.autograd", "tracejit.nn",
              "tracejit.optim", "tracejit.utils", "tracejit.jit")
 
