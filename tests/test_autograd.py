@@ -304,3 +304,14 @@ def test_matches_torch_on_a_composite_expression():
         out.backward()
     np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("base", [2.0, 0.0, -2.0])
+def test_number_to_tensor_power_gradient_matches_torch(base):
+    torch = pytest.importorskip("torch")
+    b = tj.tensor([1.0, 2.0, -1.0], requires_grad=True)
+    (base**b).sum().backward()
+    tb = torch.tensor([1.0, 2.0, -1.0], requires_grad=True)
+    (base**tb).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), tb.grad.numpy())

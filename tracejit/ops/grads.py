@@ -131,7 +131,11 @@ def _grad_pow(F, c, g):
         if _is_t(a):
             gb = F.where((a == 0) & (b >= 0), 0.0, g * out * a.log())
         else:
-            gb = g * out * math.log(a) if a > 0 else F.where(b >= 0, 0.0, g * out * math.log(a or 1e-300))
+            if a > 0:
+                gb = g * out * math.log(a)
+            else:  # log of a non-positive base: -inf at 0 (no effect where b >= 0, as in PyTorch), nan below
+                log_a = float("-inf") if a == 0 else float("nan")
+                gb = F.where(b >= 0, 0.0, g * out * log_a) if a == 0 else g * out * log_a
         gb = F.sum_to(gb, c.shape(1))
     return ga, gb
 
