@@ -50,7 +50,12 @@ class TensorType(Type):
 
     def __post_init__(self):
         if self.shape is not None:
-            object.__setattr__(self, "shape", tuple(self.shape))
+            shape = tuple(int(d) if not isinstance(d, str) else d for d in self.shape)
+            for d in shape:
+                # Symbols must be identifiers so the text form stays parseable (`N`, `batch_1`).
+                if isinstance(d, str) and not (d.isidentifier() and d.isascii() and d != "device"):
+                    raise ValueError(f"symbolic dim {d!r} must be an ASCII identifier other than 'device'")
+            object.__setattr__(self, "shape", shape)
 
     def __str__(self):
         if self.dtype is None and self.shape is None and self.device is None:
