@@ -1,4 +1,4 @@
-"""The typed SSA IR (graphs, text form, parser, verifier).
+"""The typed SSA IR (graphs, text form, parser, verifier, reference interpreter).
 
 Layer rule: `ir` imports only `dtypes`, `devices`, `ops` and `errors`, never the front end,
 `codegen` or `runtime`.
@@ -13,6 +13,7 @@ Layer rule: `ir` imports only `dtypes`, `devices`, `ops` and `errors`, never the
 """
 
 from tracejit.ir.graph import Block, ConstRef, Graph, Node, Value, topological_order
+from tracejit.ir.interpreter import IRRuntimeError, run
 from tracejit.ir.parser import IRParseError, parse
 from tracejit.ir.printer import format_attr, print_graph
 from tracejit.ir.types import (
@@ -29,6 +30,8 @@ from tracejit.ir.types import (
 from tracejit.ir.verify import IRVerifyError, verify
 
 __all__ = [
+    "IRRuntimeError",
+    "run",
     "Block",
     "BoolType",
     "ConstRef",
