@@ -24,7 +24,7 @@ short, int, long = int16, int32, int64  # noqa: A001
 
 # Submodules reachable as attributes (`tracejit.cuda.is_available()`), imported on first use.
 _SUBMODULES = {"cuda", "ops", "dtypes", "devices", "ir", "codegen", "runtime", "nn", "optim", "utils", "autograd",
-               "errors"}
+               "errors", "jit"}
 
 
 def __getattr__(name):

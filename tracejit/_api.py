@@ -113,6 +113,13 @@ def _set_data(self, value):
         self._data = value._data
 
 
+def _trace(fn, example_inputs, **kwargs):
+    """Record what fn(*example_inputs) computes as IR (see tracejit.jit)."""
+    from .jit import trace
+
+    return trace(fn, example_inputs, **kwargs)
+
+
 def _tensor_where(self, condition, other):
     return _math.where(condition, self, other)
 
@@ -147,5 +154,5 @@ PUBLIC.update(
     set_printoptions=set_printoptions, get_printoptions=get_printoptions, dispatch=dispatch, autograd=autograd,
     no_grad=autograd.no_grad, enable_grad=autograd.enable_grad, set_grad_enabled=autograd.set_grad_enabled,
     inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled, save=serialization.save,
-    load=serialization.load,
+    load=serialization.load, trace=_trace,
 )

@@ -127,6 +127,8 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
 
             xp = module_for(dev)
     grad = grad and _GRAD["enabled"]
+    if _TRACE["tracer"] is not None:
+        return _traced(op, args, attrs, out)
     try:
         if out is not None:
             if grad or (out.requires_grad and _GRAD["enabled"]):
@@ -155,6 +157,27 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
     if grad and res.dtype.kind == "f":
         _record(op, args, attrs, (t,), _detached)
     return t
+
+
+# The active tracer (tracejit.jit), or None: dispatch reports every op to it.
+_TRACE = {"tracer": None}
+
+
+def _traced(op, args, attrs, out):
+    """Run the op with the tracer paused (nested dispatches are its implementation), then record it."""
+    tracer = _TRACE["tracer"]
+    if out is not None and out._base is not None and id(out._base) in tracer.values:
+        from .jit.tracer import TracingError, source_line
+
+        raise TracingError(f"in-place {op.name} on a view of a traced tensor at {source_line()} cannot be traced "
+                           "yet; write it out of place (e.g. torch.where, torch.cat or index_put)")
+    _TRACE["tracer"] = None
+    try:
+        result = dispatch(op, args, attrs, out)
+    finally:
+        _TRACE["tracer"] = tracer
+    tracer.record(op, args, attrs, result, out)
+    return result
 
 
 def _detached(t):

@@ -152,18 +152,27 @@ class Tensor:
         return self._data
 
     def tolist(self):
-        return self._data.tolist()
+        value = self._data.tolist()
+        if _TRACE["tracer"] is not None:
+            _TRACE["tracer"].hazard(self, "tolist()", value)
+        return value
 
     def item(self):
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._data.reshape(()).item()
+        value = self._data.reshape(()).item()
+        if _TRACE["tracer"] is not None:
+            _TRACE["tracer"].hazard(self, "converting a tensor to a Python number (item/float/int)", value)
+        return value
 
     def __bool__(self):
         if self._data.size != 1:
             what = "more than one value" if self._data.size else "no values"
             raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous")
-        return bool(self.item())
+        value = bool(self._data.reshape(()).item())
+        if _TRACE["tracer"] is not None:
+            _TRACE["tracer"].hazard(self, "bool() of a tensor (an `if`/`while` on a tensor)", value)
+        return value
 
     def __float__(self):
         return float(self._scalar())
@@ -209,6 +218,8 @@ class Tensor:
     def __iter__(self):
         if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
+        if _TRACE["tracer"] is not None:
+            _TRACE["tracer"].hazard(self, "iterating over a tensor", f"{self._data.shape[0]} iterations")
         return iter(self.unbind(0))
 
     def __contains__(self, item):
@@ -539,7 +550,8 @@ def wrap_dim(dim, ndim):
 # these names from here.
 from ._dispatch import (  # noqa: E402, F401, I001
     _ABS, _ADD, _AND, _BNOT, _CLONE, _DIV, _EQ, _FAST, _FLOOR, _GE, _GT, _LE, _LNOT, _LT, _MUL, _NE, _NEG,
-    _OR, _POW, _REM, _SUB, _TO_DTYPE, _XOR, _binary, _init, _inplace, _operand, _rbinary, _wrap, dispatch,
+    _OR, _POW, _REM, _SUB, _TO_DTYPE, _TRACE, _XOR, _binary, _init, _inplace, _operand, _rbinary, _wrap,
+    dispatch,
 )
 
 __all__ = ["Size", "Storage", "Tensor", "UntypedStorage", "dispatch", "wrap_dim"]

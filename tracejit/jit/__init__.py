@@ -1,0 +1,149 @@
+"""Tracing eager code into IR: `tracejit.trace(fn_or_module, example_inputs)`.
+
+    >>> import tracejit as tj
+    >>> m = tj.nn.Linear(3, 2)
+    >>> traced = tj.trace(m, tj.ones(4, 3))
+    >>> [v.name for v in traced.graph.inputs]
+    ['input', 'weight', 'bias']
+    >>> bool((traced(tj.ones(4, 3)) == m(tj.ones(4, 3))).all())
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .. import ir
+from .._tensor import Tensor, _wrap
+from ..autograd.grad_mode import no_grad
+from .tracer import TraceHazardError, TraceHazardWarning, Tracer, TracingError, _Active
+
+__all__ = ["TraceHazardError", "TraceHazardWarning", "TracedModule", "TracingError", "trace"]
+
+
+def _flatten(obj, path, out):
+    """Tensors of a nested structure in order, and a spec to rebuild it."""
+    if isinstance(obj, Tensor):
+        out.append((path, obj))
+        return ("t",)
+    if isinstance(obj, (list, tuple)):
+        return ("l" if isinstance(obj, list) else "u", [_flatten(v, f"{path}_{i}", out) for i, v in enumerate(obj)])
+    if isinstance(obj, dict):
+        return ("d", [(k, _flatten(v, f"{path}_{k}", out)) for k, v in obj.items()])
+    raise TracingError(f"trace inputs and outputs must be tensors or (nested) tuples, lists or dicts of tensors; "
+                       f"got {type(obj).__name__} at {path or 'the top level'}")
+
+
+def _rebuild(spec, it):
+    kind = spec[0]
+    if kind == "t":
+        return next(it)
+    if kind in ("l", "u"):
+        items = [_rebuild(s, it) for s in spec[1]]
+        return items if kind == "l" else tuple(items)
+    return {k: _rebuild(s, it) for k, s in spec[1]}
+
+
+def _arg_names(fn, n):
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [names[i] if i < len(names) else f"input{i}" for i in range(n)]
+
+
+class TracedModule:
+    """A traced function or module: `.graph`, `.code` (its text) and `__call__` (runs the graph)."""
+
+    def __init__(self, graph, in_spec, out_spec, state, hazards):
+        self.graph = graph
+        self._in_spec = in_spec
+        self._out_spec = out_spec
+        self._state = state  # the module tensors fed as graph inputs after the user's inputs
+        self.hazards = hazards
+
+    @property
+    def code(self):
+        return str(self.graph)
+
+    def __call__(self, *args):
+        flat = []
+        spec = _flatten(tuple(args), "", flat)
+        if spec != self._in_spec:
+            raise TracingError("the inputs do not have the structure the function was traced with "
+                               f"(expected {self._in_spec}, got {spec})")
+        feeds = []
+        for (_, t), v in zip(flat, self.graph.inputs):
+            want = v.type
+            if tuple(t.shape) != tuple(want.shape) or t.dtype is not want.dtype:
+                got = ir.TensorType(t.dtype, tuple(t.shape))
+                raise TracingError(f"input %{v.name} was traced as {want}; got {got}")
+            feeds.append(t.numpy(force=True))
+        feeds += [t.numpy(force=True) for t in self._state]
+        outs = ir.run(self.graph, *feeds)
+        return _rebuild(self._out_spec, iter(_wrap(np.asarray(o)) for o in outs))
+
+
+def trace(fn, example_inputs, *, strict=False, check_trace=True, rtol=1e-5, atol=1e-6):
+    """Record what `fn(*example_inputs)` computes as a Graph; see the module docstring."""
+    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    flat = []
+    in_spec = _flatten(args, "", flat)
+    module = fn if hasattr(fn, "named_parameters") and hasattr(fn, "forward") else None
+    names = _arg_names(module.forward if module is not None else fn, len(args))
+    tracer = Tracer(strict=strict)
+    for (path, t) in flat:
+        top = int(path.split("_")[1]) if path.count("_") else 0
+        tracer.add_input(t, names[top] + path[len(f"_{top}"):] if path else names[0])
+    state = []
+    if module is not None:
+        if module.training and any(type(m).__name__.startswith(("Dropout", "BatchNorm")) for m in module.modules()):
+            tracer.hazard(None, "tracing a module in training mode (dropout / batch norm)", "training behaviour")
+        for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+            tracer.add_input(t, name)
+            state.append(t)
+    with no_grad(), _Active(tracer):
+        out = fn(*args)
+    out_flat = []
+    out_spec = _flatten(out, "", out_flat)
+    tracer.graph.set_outputs([tracer.value_of(t) for _, t in out_flat])
+    ir.verify(tracer.graph)
+    traced = TracedModule(tracer.graph, in_spec, out_spec, state, tracer.hazards)
+    if check_trace:
+        _check(traced, fn, args, rtol, atol)
+    return traced
+
+
+def _check(traced, fn, args, rtol, atol):
+    """The graph must reproduce eager on the example and on a perturbed copy of it."""
+    with no_grad():
+        for k, inputs in enumerate((args, _perturbed(args))):
+            want = []
+            _flatten(fn(*inputs), "", want)
+            got = []
+            _flatten(traced(*inputs), "", got)
+            for i, ((_, w), (_, g)) in enumerate(zip(want, got)):
+                if not np.allclose(g.numpy(), w.numpy(), rtol=rtol, atol=atol, equal_nan=True):
+                    which = "the example inputs" if k == 0 else "perturbed inputs"
+                    raise TracingError(f"check_trace: output {i} of the graph differs from eager on {which}; the "
+                                       "trace does not represent the function (see the hazards warned above)")
+
+
+def _perturbed(args):
+    def perturb(x):
+        if isinstance(x, Tensor):
+            if x.is_floating_point():
+                arr = x.numpy(force=True)
+                noise = np.random.default_rng(0).standard_normal(arr.shape).astype(arr.dtype)
+                return _wrap(arr + noise * 0.1)
+            return x
+        if isinstance(x, (list, tuple)):
+            return type(x)(perturb(v) for v in x)
+        if isinstance(x, dict):
+            return {k: perturb(v) for k, v in x.items()}
+        return x
+
+    return tuple(perturb(a) for a in args)

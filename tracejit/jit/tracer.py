@@ -1,0 +1,162 @@
+"""`tracejit.trace`: run a function or module eagerly and record every dispatched op as IR.
+
+While tracing, `dispatch` hands each op to the active `Tracer`, which maps tensors to IR
+values: the example inputs and a module's parameters and buffers are graph inputs (named
+`%x`, `%fc1.weight`), tensors created inside the function become constants, Python numbers
+are baked in as constants. In-place ops are recorded as their out-of-place form and the
+tensor then stands for the new value. Reading a traced value back into Python (`bool`,
+`.item()`, `.tolist()`, iterating) is a trace hazard: it warns with the source line and the
+value baked in, or raises with `strict=True`.
+
+    >>> import tracejit as tj
+    >>> traced = tj.trace(lambda x: (x * 2).relu(), tj.ones(3))
+    >>> [n.op for n in traced.graph.nodes()]
+    ['prim::Constant', 'tj::mul', 'tj::relu']
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from .. import ir
+from .._dispatch import _TRACE
+from .._tensor import Tensor
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NUMBER = (bool, int, float)
+
+
+class TraceHazardWarning(UserWarning):
+    """The trace baked in a value read from a traced tensor, or recorded something that may not generalize."""
+
+
+class TraceHazardError(RuntimeError):
+    """A trace hazard under `strict=True`."""
+
+
+class TracingError(TypeError):
+    """The function cannot be traced as written (unsupported input or output, unknown op)."""
+
+
+def source_line():
+    """`file:line` of the innermost caller outside the tracejit package."""
+    f = sys._getframe(1)
+    while f is not None:
+        path = os.path.abspath(f.f_code.co_filename)
+        if not path.startswith(_PKG + os.sep):
+            name = f.f_code.co_filename
+            try:
+                rel = os.path.relpath(path)
+                name = rel if not rel.startswith("..") else name
+            except ValueError:
+                pass
+            return f"{name}:{f.f_lineno}"
+        f = f.f_back
+    return ""
+
+
+def _type_of(t):
+    return ir.TensorType(t.dtype, tuple(t.shape))
+
+
+class Tracer:
+    """Builds a Graph from the ops dispatched while it is active."""
+
+    def __init__(self, strict=False):
+        self.graph = ir.Graph()
+        self.strict = strict
+        self.values = {}  # id(tensor) -> (tensor, Value); the tensor is kept alive with its id
+        self.scope = []
+        self.hazards = []
+        self._consts = 0
+
+    # ---- values -------------------------------------------------------------------------
+
+    def add_input(self, t, name):
+        v = self.graph.add_input(_type_of(t), name)
+        self.values[id(t)] = (t, v)
+        return v
+
+    def value_of(self, a):
+        if isinstance(a, Tensor):
+            entry = self.values.get(id(a))
+            if entry is not None and entry[0] is a:
+                return entry[1]
+            return self._tensor_constant(a)
+        if isinstance(a, (list, tuple)):
+            items = [self.value_of(x) for x in a]
+            elem = items[0].type if items else ir.NoneType()
+            return self._append("prim::ListConstruct", items, [ir.ListType(elem)])
+        if a is None or isinstance(a, _NUMBER):
+            t = ir.NoneType() if a is None else ir.BoolType() if isinstance(a, bool) else \
+                ir.IntType() if isinstance(a, int) else ir.FloatType()
+            return self._append("prim::Constant", (), [t], attrs={"value": a})
+        raise TracingError(f"cannot trace an op argument of type {type(a).__name__} at {source_line()}")
+
+    def _tensor_constant(self, t):
+        """A tensor made outside the traced inputs: its current value becomes a graph constant."""
+        name = f"c{self._consts}"
+        self._consts += 1
+        self.graph.constants[name] = np.array(t.numpy(force=True))
+        v = self._append("prim::Constant", (), [_type_of(t)], attrs={"value": ir.ConstRef(name)})
+        self.values[id(t)] = (t, v)
+        return v
+
+    def _append(self, op, inputs, types, attrs=None):
+        return self.graph.append(op, inputs, types, attrs=attrs, loc="", scope=".".join(self.scope))
+
+    # ---- recording (called by dispatch) ---------------------------------------------------
+
+    def record(self, op, args, attrs, result, out=None):
+        loc = source_line()
+        if op.kind == "random":
+            self.hazard(None, f"random op {op.name}", "its sample", loc)
+            results = result if isinstance(result, tuple) else (result,)
+            for r in results:
+                self._tensor_constant(r)
+            return
+        ins = [self.value_of(a) for a in args]
+        results = result if isinstance(result, tuple) else (result,)
+        node = self.graph.create(op.name, ins, [_type_of(r) for r in results],
+                                 attrs={k: (str(v) if k == "device" and v is not None else v)
+                                        for k, v in attrs.items() if k != "device" or v is not None},
+                                 loc=loc, scope=".".join(self.scope))
+        self.graph.body.append(node)
+        for r, v in zip(results, node.outputs):
+            self.values[id(r)] = (r, v)
+        if out is not None:  # in place: from now on the target stands for the new value
+            self.values[id(out)] = (out, node.outputs[0])
+
+    def hazard(self, tensor, what, value, loc=None):
+        if tensor is not None:
+            entry = self.values.get(id(tensor))
+            if entry is None or entry[0] is not tensor:
+                return  # not derived from the traced inputs: nothing is baked in
+        loc = loc or source_line()
+        msg = (f"trace hazard at {loc}: {what} reads a traced value; the trace bakes in {value!r} and will not "
+               "follow other inputs")
+        self.hazards.append(msg)
+        if self.strict:
+            raise TraceHazardError(msg)
+        warnings.warn(msg, TraceHazardWarning, stacklevel=4)
+
+
+class _Active:
+    """Makes a tracer the one dispatch reports to, for the duration of a `with` block."""
+
+    def __init__(self, tracer):
+        self.tracer = tracer
+
+    def __enter__(self):
+        if _TRACE["tracer"] is not None:
+            raise RuntimeError("tracejit.trace cannot be nested")
+        _TRACE["tracer"] = self.tracer
+        return self.tracer
+
+    def __exit__(self, *exc):
+        _TRACE["tracer"] = None
+        return False
