@@ -177,3 +177,24 @@ def test_tracing_leaves_no_state_behind():
 
     assert _TRACE["tracer"] is None
     assert (tj.ones(2) + 1).tolist() == [2.0, 2.0]
+
+
+def test_symbolic_batch_mlp_runs_at_any_batch_size():
+    tj.manual_seed(3)
+    m = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
+    traced = tj.trace(m, tj.randn(4, 6), dynamic_dims={"input": {0: "N"}})
+    assert "%input : Float(N, 6)" in traced.code and "Float(N, 3) = tj::log_softmax" in traced.code
+    for n in (1, 7, 64):
+        _parity(traced, m, tj.randn(n, 6))
+
+
+def test_symbolic_dims_must_agree_and_baked_sizes_are_reported():
+    traced = tj.trace(lambda a, b: a + b, (tj.ones(2, 3), tj.ones(2, 3)),
+                      dynamic_dims={"a": {0: "N"}, "b": {0: "N"}})
+    assert traced(tj.ones(5, 3), tj.ones(5, 3)).shape == (5, 3)
+    with pytest.raises(TracingError, match="N=4, but an earlier input has N=5"):
+        traced(tj.ones(5, 3), tj.ones(4, 3))
+    with pytest.raises(TracingError, match="bakes in a size"):
+        tj.trace(lambda x: x.view(4, -1).sum(1), tj.randn(4, 6), dynamic_dims={"x": {0: "N"}})
+    with pytest.raises(TracingError, match="unknown inputs"):
+        tj.trace(lambda x: x, tj.ones(1), dynamic_dims={"y": {0: "N"}})

@@ -76,10 +76,19 @@ class TracedModule:
             raise TracingError("the inputs do not have the structure the function was traced with "
                                f"(expected {self._in_spec}, got {spec})")
         feeds = []
+        bound = {}  # symbol -> size, consistent across inputs
         for (_, t), v in zip(flat, self.graph.inputs):
             want = v.type
-            if tuple(t.shape) != tuple(want.shape) or t.dtype is not want.dtype:
-                got = ir.TensorType(t.dtype, tuple(t.shape))
+            got = ir.TensorType(t.dtype, tuple(t.shape))
+            ok = t.dtype is want.dtype and len(t.shape) == len(want.shape)
+            for have, dim in zip(t.shape, want.shape) if ok else ():
+                if isinstance(dim, str):
+                    if bound.setdefault(dim, have) != have:
+                        raise TracingError(f"input %{v.name} has {dim}={have}, but an earlier input has "
+                                           f"{dim}={bound[dim]}; inputs sharing a symbol must agree")
+                elif have != dim:
+                    ok = False
+            if not ok:
                 raise TracingError(f"input %{v.name} was traced as {want}; got {got}")
             feeds.append(t.numpy(force=True))
         feeds += [t.numpy(force=True) for t in self._state]
@@ -87,17 +96,27 @@ class TracedModule:
         return _rebuild(self._out_spec, iter(_wrap(np.asarray(o)) for o in outs))
 
 
-def trace(fn, example_inputs, *, strict=False, check_trace=True, rtol=1e-5, atol=1e-6):
-    """Record what `fn(*example_inputs)` computes as a Graph; see the module docstring."""
+def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=None, rtol=1e-5, atol=1e-6):
+    """Record what `fn(*example_inputs)` computes as a Graph; see the module docstring.
+
+    `dynamic_dims={"x": {0: "N"}}` makes dim 0 of input `x` the symbol N: the graph's types
+    carry N and the traced module runs for any size there. The trace is then checked at other
+    sizes too, so a size baked in by the function (e.g. `view(64, -1)`) is reported, not kept.
+    """
     args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     flat = []
     in_spec = _flatten(args, "", flat)
     module = fn if hasattr(fn, "named_parameters") and hasattr(fn, "forward") else None
     names = _arg_names(module.forward if module is not None else fn, len(args))
     tracer = Tracer(strict=strict)
+    dynamic_dims = dict(dynamic_dims or {})
     for (path, t) in flat:
         top = int(path.split("_")[1]) if path.count("_") else 0
-        tracer.add_input(t, names[top] + path[len(f"_{top}"):] if path else names[0])
+        name = names[top] + path[len(f"_{top}"):] if path else names[0]
+        tracer.add_input(t, name, dynamic_dims.pop(name, None))
+    if dynamic_dims:
+        raise TracingError(f"dynamic_dims names unknown inputs {sorted(dynamic_dims)}; inputs are "
+                           f"{[v.name for v in tracer.graph.inputs]}")
     state = []
     if module is not None:
         if module.training and any(type(m).__name__.startswith(("Dropout", "BatchNorm")) for m in module.modules()):
@@ -114,6 +133,8 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, rtol=1e-5, atol
     traced = TracedModule(tracer.graph, in_spec, out_spec, state, tracer.hazards)
     if check_trace:
         _check(traced, fn, args, rtol, atol)
+    if tracer.symbolic:
+        _check_sizes(traced, fn, args, rtol, atol)
     return traced
 
 
@@ -130,6 +151,48 @@ def _check(traced, fn, args, rtol, atol):
                     which = "the example inputs" if k == 0 else "perturbed inputs"
                     raise TracingError(f"check_trace: output {i} of the graph differs from eager on {which}; the "
                                        "trace does not represent the function (see the hazards warned above)")
+
+
+def _check_sizes(traced, fn, args, rtol, atol):
+    """With symbolic dims, the graph must also reproduce eager at other sizes (1 and 7)."""
+    symbols = {}
+    flat = []
+    _flatten(args, "", flat)
+    for (_, t), v in zip(flat, traced.graph.inputs):
+        for d, dim in enumerate(v.type.shape):
+            if isinstance(dim, str):
+                symbols.setdefault(dim, []).append((id(t), d))
+    for size in (1, 7):
+        resized = {}
+        for dims in symbols.values():
+            for tid, d in dims:
+                resized.setdefault(tid, {})[d] = size
+
+        def resize(x):
+            if isinstance(x, Tensor) and id(x) in resized:
+                shape = [resized[id(x)].get(d, n) for d, n in enumerate(x.shape)]
+                idx = tuple(np.arange(n) % max(x.shape[d], 1) for d, n in enumerate(shape))
+                return _wrap(np.array(x.numpy(force=True)[np.ix_(*idx)]))
+            if isinstance(x, (list, tuple)):
+                return type(x)(resize(v) for v in x)
+            if isinstance(x, dict):
+                return {k: resize(v) for k, v in x.items()}
+            return x
+
+        inputs = tuple(resize(a) for a in args)
+        try:
+            with no_grad():
+                want = []
+                _flatten(fn(*inputs), "", want)
+                got = []
+                _flatten(traced(*inputs), "", got)
+        except Exception as e:
+            raise TracingError(f"dynamic_dims: the trace does not run at size {size} ({type(e).__name__}: {e}); "
+                               "the function bakes in a size (e.g. view with fixed sizes)") from e
+        for i, ((_, w), (_, g)) in enumerate(zip(want, got)):
+            if tuple(w.shape) != tuple(g.shape) or not np.allclose(g.numpy(), w.numpy(), rtol=rtol, atol=atol):
+                raise TracingError(f"dynamic_dims: output {i} differs from eager at size {size}; the function "
+                                   "bakes in a size")
 
 
 def _perturbed(args):

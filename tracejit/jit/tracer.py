@@ -73,13 +73,41 @@ class Tracer:
         self.scope = []
         self.hazards = []
         self._consts = 0
+        self.symbolic = False
 
     # ---- values -------------------------------------------------------------------------
 
-    def add_input(self, t, name):
-        v = self.graph.add_input(_type_of(t), name)
+    def add_input(self, t, name, dims=None):
+        """A graph input for tensor `t`; `dims` maps dim index -> symbol name for dynamic sizes."""
+        shape = list(t.shape)
+        for d, sym in (dims or {}).items():
+            if not -len(shape) <= d < len(shape):
+                raise TracingError(f"dynamic_dims: input {name!r} has {len(shape)} dims; dim {d} does not exist")
+            shape[d] = sym
+        v = self.graph.add_input(ir.TensorType(t.dtype, tuple(shape)), name)
         self.values[id(t)] = (t, v)
+        self.symbolic = self.symbolic or bool(dims)
         return v
+
+    def _shape_of(self, a):
+        if isinstance(a, Tensor):
+            entry = self.values.get(id(a))
+            return entry[1].type.shape if entry is not None and entry[0] is a else tuple(a.shape)
+        if isinstance(a, (list, tuple)) and a and any(isinstance(t, Tensor) for t in a):
+            return [self._shape_of(t) for t in a]
+        return ()
+
+    def _out_types(self, op, args, attrs, results):
+        """Output types: the eager shapes, or with symbolic inputs the op's shape rule on symbols."""
+        concrete = [_type_of(r) for r in results]
+        if not self.symbolic:
+            return concrete
+        try:
+            shapes = op.shape_rule([self._shape_of(a) for a in args], **attrs)
+        except Exception:  # the rule cannot judge (value-dependent shapes): keep the example's sizes
+            return concrete
+        shapes = shapes if len(results) > 1 else (shapes,)
+        return [ir.TensorType(r.dtype, tuple(sh)) for r, sh in zip(results, shapes)]
 
     def value_of(self, a):
         if isinstance(a, Tensor):
@@ -121,7 +149,7 @@ class Tracer:
             return
         ins = [self.value_of(a) for a in args]
         results = result if isinstance(result, tuple) else (result,)
-        node = self.graph.create(op.name, ins, [_type_of(r) for r in results],
+        node = self.graph.create(op.name, ins, self._out_types(op, args, attrs, results),
                                  attrs={k: (str(v) if k == "device" and v is not None else v)
                                         for k, v in attrs.items() if k != "device" or v is not None},
                                  loc=loc, scope=".".join(self.scope))
