@@ -168,15 +168,15 @@ def _check_sizes(traced, fn, args, rtol, atol):
             for tid, d in dims:
                 resized.setdefault(tid, {})[d] = size
 
-        def resize(x):
+        def resize(x, resized=resized):
             if isinstance(x, Tensor) and id(x) in resized:
                 shape = [resized[id(x)].get(d, n) for d, n in enumerate(x.shape)]
                 idx = tuple(np.arange(n) % max(x.shape[d], 1) for d, n in enumerate(shape))
                 return _wrap(np.array(x.numpy(force=True)[np.ix_(*idx)]))
             if isinstance(x, (list, tuple)):
-                return type(x)(resize(v) for v in x)
+                return type(x)(resize(v, resized) for v in x)
             if isinstance(x, dict):
-                return {k: resize(v) for k, v in x.items()}
+                return {k: resize(v, resized) for k, v in x.items()}
             return x
 
         inputs = tuple(resize(a) for a in args)
