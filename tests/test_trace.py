@@ -45,9 +45,9 @@ def test_mlp_golden_text_and_round_trip():
       %fc1.bias : Float(5),
       %fc2.weight : Float(3, 5),
       %fc2.bias : Float(3)):
-  %1 : Float(4, 5) = tj::linear(%x, %fc1.weight, %fc1.bias)  # {line}
+  %1 : Float(4, 5) = tj::linear(%x, %fc1.weight, %fc1.bias)  # scope=fc1 {line}
   %2 : Float(4, 5) = tj::relu(%1)  # {line}
-  %3 : Float(4, 3) = tj::linear(%2, %fc2.weight, %fc2.bias)  # {line2}
+  %3 : Float(4, 3) = tj::linear(%2, %fc2.weight, %fc2.bias)  # scope=fc2 {line2}
   %4 : Float(4, 3) = tj::softmax[dim=1](%3)  # {line2}
   return (%4)
 """

@@ -124,8 +124,13 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=No
         for name, t in list(module.named_parameters()) + list(module.named_buffers()):
             tracer.add_input(t, name)
             state.append(t)
-    with no_grad(), _Active(tracer):
-        out = fn(*args)
+    handles = tracer.watch_modules(module) if module is not None else []
+    try:
+        with no_grad(), _Active(tracer):
+            out = fn(*args)
+    finally:
+        for h in handles:
+            h.remove()
     out_flat = []
     out_spec = _flatten(out, "", out_flat)
     tracer.graph.set_outputs([tracer.value_of(t) for _, t in out_flat])

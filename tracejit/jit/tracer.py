@@ -135,7 +135,24 @@ class Tracer:
         return v
 
     def _append(self, op, inputs, types, attrs=None):
-        return self.graph.append(op, inputs, types, attrs=attrs, loc="", scope=".".join(self.scope))
+        return self.graph.append(op, inputs, types, attrs=attrs, loc="", scope=self.current_scope())
+
+    def current_scope(self):
+        """The dotted name of the innermost submodule running now ("" outside any)."""
+        return self.scope[-1] if self.scope else ""
+
+    def _leave(self, module, args, out):
+        self.scope.pop()  # returns None: a forward hook's return value would replace the output
+
+    def watch_modules(self, module):
+        """Hooks that keep `scope` naming the submodule whose forward is running; returns their handles."""
+        handles = []
+        for name, sub in module.named_modules():
+            if not name:
+                continue
+            handles.append(sub.register_forward_pre_hook(lambda m, args, name=name: self.scope.append(name)))
+            handles.append(sub.register_forward_hook(self._leave))
+        return handles
 
     # ---- recording (called by dispatch) ---------------------------------------------------
 
@@ -152,7 +169,7 @@ class Tracer:
         node = self.graph.create(op.name, ins, self._out_types(op, args, attrs, results),
                                  attrs={k: (str(v) if k == "device" and v is not None else v)
                                         for k, v in attrs.items() if k != "device" or v is not None},
-                                 loc=loc, scope=".".join(self.scope))
+                                 loc=loc, scope=self.current_scope())
         self.graph.body.append(node)
         for r, v in zip(results, node.outputs):
             self.values[id(r)] = (r, v)
