@@ -419,3 +419,16 @@ def test_topological_order_sees_uses_inside_nested_blocks():
     verify(g)
     assert [n.op for n in g.body.nodes][:2] == ["tj::linear", "tj::sum"]
     assert g.body.nodes.index(next(n for n in g.body.nodes if n.op == "tj::relu")) < 4
+
+
+def test_verify_checks_each_op_dtype_rule_and_scalar_operands():
+    bad_dtype = ("graph(%a : Float(2)):\n  %c : int = prim::Constant[value=1]()\n"
+                 "  %1 : Long(2) = tj::add(%a, %c)\n  return (%1)\n")
+    with pytest.raises(IRVerifyError, match="dtype rule gives tracejit.float32"):
+        verify(parse(bad_dtype))
+    bad_shape = ("graph(%a : Float(2)):\n  %c : float = prim::Constant[value=1.0]()\n"
+                 "  %1 : Float(3) = tj::mul(%a, %c)\n  return (%1)\n")
+    with pytest.raises(IRVerifyError, match="shape rule gives"):
+        verify(parse(bad_shape))
+    ok = bad_dtype.replace("Long(2) = tj::add", "Float(2) = tj::add")
+    verify(parse(ok))

@@ -198,3 +198,21 @@ def test_symbolic_dims_must_agree_and_baked_sizes_are_reported():
         tj.trace(lambda x: x.view(4, -1).sum(1), tj.randn(4, 6), dynamic_dims={"x": {0: "N"}})
     with pytest.raises(TracingError, match="unknown inputs"):
         tj.trace(lambda x: x, tj.ones(1), dynamic_dims={"y": {0: "N"}})
+
+
+def test_in_place_updates_of_buffers_stay_in_the_graph():
+    bn = nn.BatchNorm1d(3)  # training mode: running stats are updated in place
+    x = tj.randn(8, 3)
+    with pytest.warns(TraceHazardWarning, match="in-place update of input %running_mean"):
+        traced = tj.trace(bn, x)
+    twin = nn.BatchNorm1d(3)
+    twin.load_state_dict(bn.state_dict())  # the checks inside trace left the state as one eager call did
+    for _ in range(2):
+        np.testing.assert_allclose(traced(x).numpy(), twin(x).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(bn.running_var.numpy(), twin.running_var.numpy(), rtol=1e-6)
+    assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked) == 3
+
+
+def test_numpy_of_a_traced_value_is_a_hazard():
+    with pytest.warns(TraceHazardWarning, match="numpy"):
+        tj.trace(lambda x: x * float((x * 2).numpy().sum()), tj.ones(2), check_trace=False)

@@ -145,6 +145,8 @@ class Tensor:
 
     def numpy(self, *, force=False):
         """The CPU array itself (shares memory); CUDA tensors need `.cpu()` first, as in PyTorch."""
+        if _TRACE["tracer"] is not None:
+            _TRACE["tracer"].hazard(self, "numpy()", "the values it has now")
         if type(self._data) is not _ndarray:
             if force:
                 return to_device(self._data, CPU)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from tracejit import ops
-from tracejit.ir.types import BoolType, IntType, TensorType
+from tracejit.ir.types import BoolType, FloatType, IntType, NoneType, TensorType
 
 
 class IRVerifyError(ValueError):
@@ -59,17 +59,53 @@ def _check_loop(n):
             _fail(n, f"prim::Loop {what} %{v.name} must be {want()}, got {v.type}")
 
 
+class _Meta:
+    """What dtype rules read from a tensor operand."""
+
+    __slots__ = ("dtype", "ndim")
+
+    def __init__(self, dtype, ndim):
+        self.dtype, self.ndim = dtype, ndim
+
+
+# A representative Python value per scalar type: promotion only looks at its kind.
+_SCALAR_SAMPLE = {IntType: 1, FloatType: 1.0, BoolType: True, NoneType: None}
+
+
+def _operand(t):
+    """(shape for the shape rule, operand for the dtype rule), or None when not checkable."""
+    if isinstance(t, TensorType):
+        if t.shape is None or t.dtype is None:
+            return None
+        return t.shape, _Meta(t.dtype, len(t.shape))
+    if type(t) in _SCALAR_SAMPLE:
+        return (), _SCALAR_SAMPLE[type(t)]
+    return None  # lists and other values: not modelled here
+
+
 def _check_shape_rule(n):
-    # Only fully known static shapes are checked: symbolic dims and unknown types are skipped.
+    """The node's output types must be what its registry op's shape and dtype rules give."""
     try:
         op = ops.get(n.op)
     except KeyError:
         return  # ops not (yet) in the registry, such as DESIGN.md's tj::bool, have no rule to check
-    for v in n.inputs + n.outputs:
-        t = v.type
-        if not isinstance(t, TensorType) or t.shape is None or any(not isinstance(d, int) for d in t.shape):
-            return
-    shapes = [v.type.shape for v in n.inputs]
+    operands = [_operand(v.type) for v in n.inputs]
+    if any(o is None for o in operands) or not all(isinstance(v.type, TensorType) for v in n.outputs):
+        return
+    outs_t = [v.type for v in n.outputs]
+    try:
+        _, out_dtype = op.dtype_rule(tuple(o[1] for o in operands), n.attrs)
+    except TypeError as e:
+        _fail(n, f"{n.op} rejects its input dtypes: {e}")
+    if out_dtype is not None:
+        want = out_dtype if isinstance(out_dtype, tuple) else (out_dtype,) * len(outs_t)
+        for v, d in zip(n.outputs, want):
+            if v.type.dtype is not None and d is not None and v.type.dtype is not d:
+                _fail(n, f"%{v.name} is typed {v.type} but {n.op}'s dtype rule gives {d}")
+    shapes = [o[0] for o in operands]
+    if any(not isinstance(d, int) for s in shapes for d in s) or any(
+            t.shape is None or any(not isinstance(d, int) for d in t.shape) for t in outs_t):
+        return  # symbolic or unknown shapes are checked where they are propagated, not here
     try:
         got = op.shape_rule(shapes, **n.attrs)
     except TypeError:

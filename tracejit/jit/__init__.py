@@ -58,8 +58,9 @@ def _arg_names(fn, n):
 class TracedModule:
     """A traced function or module: `.graph`, `.code` (its text) and `__call__` (runs the graph)."""
 
-    def __init__(self, graph, in_spec, out_spec, state, hazards):
+    def __init__(self, graph, in_spec, out_spec, state, hazards, updates=()):
         self.graph = graph
+        self._updates = list(updates)  # indices (user inputs, then module state) updated in place
         self._in_spec = in_spec
         self._out_spec = out_spec
         self._state = state  # the module tensors fed as graph inputs after the user's inputs
@@ -93,7 +94,13 @@ class TracedModule:
             feeds.append(t.numpy(force=True))
         feeds += [t.numpy(force=True) for t in self._state]
         outs = ir.run(self.graph, *feeds)
-        return _rebuild(self._out_spec, iter(_wrap(np.asarray(o)) for o in outs))
+        n_user = len(outs) - len(self._updates)
+        if self._updates:
+            targets = [t for _, t in flat] + list(self._state)
+            with no_grad():
+                for k, value in zip(self._updates, outs[n_user:]):
+                    targets[k].copy_(_wrap(np.asarray(value)))
+        return _rebuild(self._out_spec, iter(_wrap(np.asarray(o)) for o in outs[:n_user]))
 
 
 def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=None, rtol=1e-5, atol=1e-6):
@@ -133,13 +140,31 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=No
             h.remove()
     out_flat = []
     out_spec = _flatten(out, "", out_flat)
-    tracer.graph.set_outputs([tracer.value_of(t) for _, t in out_flat])
+    outputs = [tracer.value_of(t) for _, t in out_flat]
+    # Inputs or buffers updated in place (e.g. batch-norm running stats) stay in the graph as extra
+    # outputs, written back into the tensors on every call: never silently dropped.
+    updates = []
+    tensors = [t for _, t in flat] + state
+    for k, (t, v) in enumerate(zip(tensors, list(tracer.graph.inputs))):
+        now = tracer.values[id(t)][1]
+        if now is not v:
+            tracer.hazard(None, f"in-place update of input %{v.name}", "an extra graph output written back on call")
+            updates.append(k)
+            outputs.append(now)
+    tracer.graph.set_outputs(outputs)
     ir.verify(tracer.graph)
-    traced = TracedModule(tracer.graph, in_spec, out_spec, state, tracer.hazards)
-    if check_trace:
-        _check(traced, fn, args, rtol, atol)
-    if tracer.symbolic:
-        _check_sizes(traced, fn, args, rtol, atol)
+    traced = TracedModule(tracer.graph, in_spec, out_spec, state, tracer.hazards, updates)
+    # The checks re-run the function and the graph; state they update in place is restored after.
+    saved = [(tensors[k], tensors[k].clone()) for k in updates]
+    try:
+        if check_trace:
+            _check(traced, fn, args, rtol, atol)
+        if tracer.symbolic:
+            _check_sizes(traced, fn, args, rtol, atol)
+    finally:
+        with no_grad():
+            for t, value in saved:
+                t.copy_(value)
     return traced
 
 
