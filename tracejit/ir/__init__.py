@@ -15,6 +15,7 @@ Layer rule: `ir` imports only `dtypes`, `devices`, `ops` and `errors`, never the
 from tracejit.ir.graph import Block, ConstRef, Graph, Node, Value, topological_order
 from tracejit.ir.interpreter import IRRuntimeError, run
 from tracejit.ir.parser import IRParseError, parse
+from tracejit.ir.passes import PASSES, cse, dce, fold_constants, run_passes
 from tracejit.ir.printer import format_attr, print_graph
 from tracejit.ir.types import (
     BoolType,
@@ -30,6 +31,11 @@ from tracejit.ir.types import (
 from tracejit.ir.verify import IRVerifyError, verify
 
 __all__ = [
+    "PASSES",
+    "cse",
+    "dce",
+    "fold_constants",
+    "run_passes",
     "IRRuntimeError",
     "run",
     "Block",
