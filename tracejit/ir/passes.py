@@ -1,5 +1,5 @@
-"""Graph passes and the pass manager: dead-code elimination, common-subexpression elimination,
-constant folding (including `prim::If` on a constant condition).
+"""Graph passes and the pass manager: constant folding (including `prim::If` on a constant
+condition), algebraic simplification, common-subexpression elimination, dead-code elimination.
 
 A pass is a named function `pass(graph) -> bool` (True when it changed the graph). The pass
 manager runs a pipeline, can print the IR after each pass (`TRACEJIT_LOG=passes`, or a
@@ -18,6 +18,7 @@ comma-separated list of pass names) and can leave passes out by name.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -26,6 +27,7 @@ import numpy as np
 from tracejit import ops
 from tracejit.ir.graph import ConstRef
 from tracejit.ir.printer import format_attr
+from tracejit.ir.types import FloatType, TensorType
 from tracejit.ops.execute import run_op
 
 # prim ops that only compute a value from their inputs (safe to remove when unused, or to share)
@@ -190,8 +192,91 @@ def _inline_branch(if_node, block):
     if_node.erase()
 
 
-PASSES = {"fold": fold_constants, "cse": cse, "dce": dce}
-DEFAULT_PIPELINE = ["fold", "cse", "dce"]
+def _number(graph, v):
+    """The Python number a value is a constant of, else None."""
+    c = _constant_value(graph, v)
+    return c if isinstance(c, (int, float)) and not isinstance(c, bool) else None
+
+
+def _is_float(t):
+    return isinstance(t, TensorType) and t.dtype is not None and t.dtype.is_floating_point
+
+
+def _identity(node, x):
+    """`node` computes `x` itself: its users read x instead (types must match exactly)."""
+    out = node.outputs[0]
+    if out.type != x.type:
+        return False
+    out.replace_all_uses_with(x)
+    return True
+
+
+def _simplify_node(graph, node):
+    op, ins = node.op, node.inputs
+    if op in ("tj::mul", "tj::div") and len(ins) == 2 and _number(graph, ins[1]) == 1 and (
+            op == "tj::mul" or node.attrs.get("rounding_mode") is None):
+        return _identity(node, ins[0])  # x*1 and x/1 are exact for every value, nan and -0.0 included
+    if op == "tj::mul" and len(ins) == 2 and _number(graph, ins[0]) == 1:
+        return _identity(node, ins[1])
+    if op == "tj::sub" and _number(graph, ins[1]) == 0:
+        return _identity(node, ins[0])  # x - 0 == x exactly, also for -0.0
+    if op == "tj::add" and _number(graph, ins[1]) == 0 and not _is_float(ins[0].type):
+        # for floats -0.0 + 0 is +0.0: kept, since the rule is not IEEE-exact there
+        return _identity(node, ins[0])
+    if op == "tj::div" and node.attrs.get("rounding_mode") is None and _is_float(ins[0].type):
+        c = _number(graph, ins[1])
+        if isinstance(c, float) and c != 0 and math.isfinite(c) and math.frexp(abs(c))[0] == 0.5:
+            # dividing by a power of two is exactly multiplying by its reciprocal (also a power of two)
+            recip = graph.create("prim::Constant", (), [FloatType()], attrs={"value": 1.0 / c})
+            node.insert_before(recip)
+            mul = graph.create("tj::mul", (ins[0], recip.outputs[0]), [node.outputs[0].type], loc=node.loc,
+                               scope=node.scope)
+            node.insert_before(mul)
+            node.outputs[0].replace_all_uses_with(mul.outputs[0])
+            return True
+    if op == "tj::neg" and ins[0].node is not None and ins[0].node.op == "tj::neg":
+        return _identity(node, ins[0].node.inputs[0])
+    if op == "tj::to_dtype" and isinstance(ins[0].type, TensorType) and ins[0].type.dtype is node.attrs.get("dtype"):
+        return _identity(node, ins[0])
+    if op == "tj::permute" and ins[0].node is not None and ins[0].node.op == "tj::permute":
+        inner, outer = ins[0].node.attrs["dims"], node.attrs["dims"]
+        composed = tuple(inner[d] for d in outer)
+        src = ins[0].node.inputs[0]
+        if composed == tuple(range(len(composed))):
+            return _identity(node, src)
+        node.attrs["dims"] = composed
+        _rewire(node, 0, src)
+        return True
+    if op in ("tj::view", "tj::reshape") and ins[0].node is not None and ins[0].node.op in ("tj::view", "tj::reshape"):
+        _rewire(node, 0, ins[0].node.inputs[0])  # only the last shape matters
+        src = node.inputs[0]
+        if isinstance(src.type, TensorType) and src.type.shape == tuple(node.attrs["shape_attr"]):
+            _identity(node, src)
+        return True
+    return False
+
+
+def _rewire(node, i, value):
+    """Make input i of `node` read `value`."""
+    old = node.inputs[i]
+    old.uses = [u for u in old.uses if not (u[0] is node and u[1] == i)]
+    node.inputs[i] = value
+    value.uses.append((node, i))
+
+
+def simplify(graph):
+    """Algebraic identities that hold exactly (x*1, x/1, x-0, int x+0, -(-x), identity casts,
+    permute of permute, reshape of reshape, division by a power of two as a multiplication)."""
+    changed = False
+    for block in _blocks(graph):
+        for node in list(block.nodes):
+            if node.owner is not None and len(node.outputs) == 1 and _simplify_node(graph, node):
+                changed = True
+    return changed
+
+
+PASSES = {"fold": fold_constants, "simplify": simplify, "cse": cse, "dce": dce}
+DEFAULT_PIPELINE = ["fold", "simplify", "cse", "dce"]
 
 
 def _log_selection():
