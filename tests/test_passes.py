@@ -166,3 +166,58 @@ def test_int_add_zero_is_removed():
            inputs="%x : Long(3)")
     ir.run_passes(g, ["simplify", "dce"])
     assert str(g) == "graph(%x : Long(3)):\n  return (%x)\n"
+
+
+def test_freeze_folds_batch_norm_into_the_conv(monkeypatch):
+    import tracejit as tj
+
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(__file__)))
+    model, example, t = traced("cnn")
+    frozen = tj.freeze(t)
+    ops_left = [n.op for n in frozen.graph.nodes()]
+    assert [v.name for v in frozen.graph.inputs] == ["x"]
+    assert "tj::rsqrt" not in ops_left and "tj::sub" not in ops_left and "tj::mul" not in ops_left
+    assert ops_left.count("tj::conv2d") == 1
+    x = tj.randn(2, 1, 8, 8)
+    with tj.no_grad():
+        np.testing.assert_allclose(frozen(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-5)
+    again = ir.parse(frozen.code, constants=frozen.graph.constants)
+    ir.verify(again)
+
+
+def test_fold_affine_merges_per_channel_scale_and_shift_into_linear():
+    import tracejit as tj
+
+    f32 = tj.float32
+    g = ir.Graph()
+    x = g.add_input(ir.TensorType(f32, (4, 3)), "x")
+    g.constants.update(w=np.arange(6, dtype=np.float32).reshape(2, 3), b=np.array([1.0, -1.0], np.float32),
+                       s=np.array([2.0, 0.5], np.float32), t=np.array([0.25, 4.0], np.float32))
+
+    def const(name, shape):
+        return g.append("prim::Constant", (), [ir.TensorType(f32, shape)], attrs={"value": ir.ConstRef(name)})
+
+    w, b, s, t = const("w", (2, 3)), const("b", (2,)), const("s", (2,)), const("t", (2,))
+    y = g.append("tj::linear", (x, w, b), [ir.TensorType(f32, (4, 2))])
+    y = g.append("tj::mul", (y, s), [ir.TensorType(f32, (4, 2))])
+    y = g.append("tj::sub", (y, t), [ir.TensorType(f32, (4, 2))], attrs={"alpha": 1})
+    g.set_outputs([y])
+    ref = ir.parse(str(g), constants=dict(g.constants))
+    assert ir.fold_affine(g)
+    ir.dce(g)
+    assert [n.op for n in g.nodes()].count("tj::mul") == 0
+    xv = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(ir.run(g, xv)[0], ir.run(ref, xv)[0], rtol=1e-6)
+
+
+def test_freeze_refuses_a_graph_that_updates_buffers():
+    import warnings
+
+    import tracejit as tj
+    from tracejit.jit import TracingError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = tj.trace(tj.nn.BatchNorm1d(3), tj.randn(8, 3))
+    with pytest.raises(TracingError, match="eval mode"):
+        tj.freeze(t)

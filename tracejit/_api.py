@@ -120,6 +120,13 @@ def _trace(fn, example_inputs, **kwargs):
     return trace(fn, example_inputs, **kwargs)
 
 
+def _freeze(traced, **kwargs):
+    """Parameters become constants and inference passes run (see tracejit.jit.freeze)."""
+    from .jit import freeze
+
+    return freeze(traced, **kwargs)
+
+
 def _tensor_where(self, condition, other):
     return _math.where(condition, self, other)
 
@@ -154,5 +161,5 @@ PUBLIC.update(
     set_printoptions=set_printoptions, get_printoptions=get_printoptions, dispatch=dispatch, autograd=autograd,
     no_grad=autograd.no_grad, enable_grad=autograd.enable_grad, set_grad_enabled=autograd.set_grad_enabled,
     inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled, save=serialization.save,
-    load=serialization.load, trace=_trace,
+    load=serialization.load, trace=_trace, freeze=_freeze,
 )

@@ -15,7 +15,7 @@ Layer rule: `ir` imports only `dtypes`, `devices`, `ops` and `errors`, never the
 from tracejit.ir.graph import Block, ConstRef, Graph, Node, Value, topological_order
 from tracejit.ir.interpreter import IRRuntimeError, run
 from tracejit.ir.parser import IRParseError, parse
-from tracejit.ir.passes import PASSES, cse, dce, fold_constants, run_passes
+from tracejit.ir.passes import PASSES, cse, dce, fold_affine, fold_constants, freeze_inputs, run_passes
 from tracejit.ir.printer import format_attr, print_graph
 from tracejit.ir.types import (
     BoolType,
@@ -34,7 +34,9 @@ __all__ = [
     "PASSES",
     "cse",
     "dce",
+    "fold_affine",
     "fold_constants",
+    "freeze_inputs",
     "run_passes",
     "IRRuntimeError",
     "run",

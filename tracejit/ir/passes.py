@@ -275,8 +275,86 @@ def simplify(graph):
     return changed
 
 
-PASSES = {"fold": fold_constants, "simplify": simplify, "cse": cse, "dce": dce}
-DEFAULT_PIPELINE = ["fold", "simplify", "cse", "dce"]
+def freeze_inputs(graph, values):
+    """Turn the graph inputs named in `values` (name -> array) into constants (for inference)."""
+    for v in list(graph.inputs):
+        if v.name not in values:
+            continue
+        name = v.name
+        graph.constants[name] = np.ascontiguousarray(values[name])
+        node = graph.create("prim::Constant", (), [v.type], attrs={"value": ConstRef(name)})
+        graph.body._attach(node, 0)
+        v.replace_all_uses_with(node.outputs[0])
+        graph.body.params.remove(v)
+
+
+def _per_channel(graph, v, channels, channel_dim, ndim):
+    """A constant that broadcasts along one channel axis of an (ndim)-d output: as a (channels,) array."""
+    c = _constant_value(graph, v)
+    if c is _UNKNOWN or c is None or isinstance(c, (bool, list, tuple)):
+        return None
+    arr = np.asarray(c, dtype=np.float64)
+    if arr.ndim > ndim:
+        return None
+    full = (1,) * (ndim - arr.ndim) + arr.shape
+    if any(n != 1 for d, n in enumerate(full) if d != channel_dim) or full[channel_dim] not in (1, channels):
+        return None
+    return np.broadcast_to(arr.reshape(-1) if arr.size > 1 else arr.reshape(1), (channels,))
+
+
+def fold_affine(graph):
+    """Fold per-channel `* s`, `/ s`, `+ t`, `- t` chains after a conv2d or linear with constant
+    weights into those weights (this is how an eval-mode BatchNorm disappears after freezing)."""
+    changed = False
+    for block in _blocks(graph):
+        for node in list(block.nodes):
+            if node.owner is None or node.op not in ("tj::conv2d", "tj::linear"):
+                continue
+            w = _constant_value(graph, node.inputs[1])
+            b = _constant_value(graph, node.inputs[2]) if len(node.inputs) > 2 else None
+            if not isinstance(w, np.ndarray) or (b is not None and not isinstance(b, np.ndarray)):
+                continue
+            out = node.outputs[0]
+            if not isinstance(out.type, TensorType) or out.type.shape is None:
+                continue
+            ndim, channels = len(out.type.shape), w.shape[0]
+            cdim = 1 if node.op == "tj::conv2d" else ndim - 1
+            scale, shift, end = np.ones(channels), np.zeros(channels), out
+            while len(end.uses) == 1 and isinstance(end.uses[0][0], type(node)):
+                user, pos = end.uses[0]
+                if user.op not in ("tj::mul", "tj::add", "tj::sub", "tj::div") or user.attrs.get("alpha", 1) != 1 \
+                        or user.attrs.get("rounding_mode") is not None or user.outputs[0].type != out.type:
+                    break
+                if pos != 0 and user.op in ("tj::sub", "tj::div"):
+                    break
+                c = _per_channel(graph, user.inputs[1 - pos], channels, cdim, ndim)
+                if c is None:
+                    break
+                if user.op == "tj::mul":
+                    scale, shift = scale * c, shift * c
+                elif user.op == "tj::div":
+                    scale, shift = scale / c, shift / c
+                elif user.op == "tj::add":
+                    shift = shift + c
+                else:
+                    shift = shift - c
+                end = user.outputs[0]
+            if end is out:
+                continue
+            new_w = (w * scale.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+            new_b = ((b if b is not None else 0.0) * scale + shift).astype(w.dtype)
+            w_v = _make_constant(graph, node, np.ascontiguousarray(new_w), node.inputs[1].type)
+            b_v = _make_constant(graph, node, new_b, TensorType(out.type.dtype, (channels,)))
+            fused = graph.create(node.op, [node.inputs[0], w_v, b_v], [out.type], attrs=dict(node.attrs),
+                                 loc=node.loc, scope=node.scope)
+            node.insert_after(fused)
+            end.replace_all_uses_with(fused.outputs[0])
+            changed = True
+    return changed
+
+
+PASSES = {"fold": fold_constants, "simplify": simplify, "fold_affine": fold_affine, "cse": cse, "dce": dce}
+DEFAULT_PIPELINE = ["fold", "simplify", "fold_affine", "cse", "dce"]
 
 
 def _log_selection():

@@ -20,7 +20,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import no_grad
 from .tracer import TraceHazardError, TraceHazardWarning, Tracer, TracingError, _Active
 
-__all__ = ["TraceHazardError", "TraceHazardWarning", "TracedModule", "TracingError", "trace"]
+__all__ = ["TraceHazardError", "TraceHazardWarning", "TracedModule", "TracingError", "freeze", "trace"]
 
 
 def _flatten(obj, path, out):
@@ -166,6 +166,29 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=No
             for t, value in saved:
                 t.copy_(value)
     return traced
+
+
+def freeze(traced, *, passes=None):
+    """An inference copy of a traced module: parameters and buffers become constants of the graph,
+    then the passes run (constant folding, simplification, BatchNorm folded into the preceding
+    conv/linear, CSE, DCE). The result keeps the same call signature.
+
+        >>> import tracejit as tj
+        >>> m = tj.nn.Sequential(tj.nn.Linear(3, 2), tj.nn.BatchNorm1d(2)).eval()
+        >>> frozen = tj.freeze(tj.trace(m, tj.randn(4, 3)))
+        >>> [n.op for n in frozen.graph.nodes()]
+        ['prim::Constant', 'prim::Constant', 'tj::linear']
+    """
+    if traced._updates:
+        raise TracingError("freeze: the traced module updates buffers in place (training mode?); trace it in "
+                           "eval mode to freeze it")
+    graph = ir.parse(traced.code, constants=traced.graph.constants)
+    n_user = len(graph.inputs) - len(traced._state)
+    values = {v.name: t.numpy(force=True) for v, t in zip(graph.inputs[n_user:], traced._state)}
+    ir.passes.freeze_inputs(graph, values)
+    ir.run_passes(graph, passes)
+    ir.verify(graph)
+    return TracedModule(graph, traced._in_spec, traced._out_spec, [], traced.hazards)
 
 
 def _check(traced, fn, args, rtol, atol):
