@@ -14,6 +14,7 @@ Layer rule: `ir` imports only `dtypes`, `devices`, `ops` and `errors`, never the
 
 from tracejit.ir.graph import Block, ConstRef, Graph, Node, Value, topological_order
 from tracejit.ir.interpreter import IRRuntimeError, run
+from tracejit.ir.memory import MemoryPlan, MemoryPlanError, plan_memory
 from tracejit.ir.parser import IRParseError, parse
 from tracejit.ir.passes import PASSES, cse, dce, fold_affine, fold_constants, freeze_inputs, run_passes
 from tracejit.ir.printer import format_attr, print_graph
@@ -31,6 +32,9 @@ from tracejit.ir.types import (
 from tracejit.ir.verify import IRVerifyError, verify
 
 __all__ = [
+    "MemoryPlan",
+    "MemoryPlanError",
+    "plan_memory",
     "PASSES",
     "cse",
     "dce",
