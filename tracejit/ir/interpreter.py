@@ -152,6 +152,10 @@ def _step(node, env, frames, graph, xp, plans):
         frames.append(_Frame(block, lambda res, node=node: _assign(env, node.outputs, res), plans))
     elif op == "prim::Loop":
         _start_loop(node, args, env, frames, plans)
+    elif op == "prim::FusionGroup":  # its block binds the group's inputs as params
+        block = node.blocks[0]
+        _assign(env, block.params, args)
+        frames.append(_Frame(block, lambda res, node=node: _assign(env, node.outputs, res), plans))
     elif op.startswith("tj::"):
         res = run_op(ops.get(op), xp, args, node.attrs)
         if len(node.outputs) == 1:

@@ -1,5 +1,6 @@
 """Graph passes and the pass manager: constant folding (including `prim::If` on a constant
-condition), algebraic simplification, common-subexpression elimination, dead-code elimination.
+condition), algebraic simplification, folding per-channel affine chains into conv/linear weights,
+common-subexpression elimination, dead-code elimination, elementwise fusion.
 
 A pass is a named function `pass(graph) -> bool` (True when it changed the graph). The pass
 manager runs a pipeline, can print the IR after each pass (`TRACEJIT_LOG=passes`, or a
@@ -388,3 +389,73 @@ def run_passes(graph, pipeline=None, *, disable=(), verify_each=False, max_round
                 print(f"== after {name}\n{graph}", file=stream)
         if not any_change:
             return
+
+
+def _fusible(node):
+    if node.op == "prim::Constant":
+        return not isinstance(node.attrs.get("value"), ConstRef)  # scalars ride along; tensors stay outside
+    if not node.op.startswith("tj::") or node.blocks or len(node.outputs) != 1:
+        return False
+    try:
+        return ops.get(node.op).kind == "elementwise"
+    except KeyError:
+        return False
+
+
+def fuse_elementwise(graph):
+    """Group each run of two or more consecutive elementwise ops into a `prim::FusionGroup` node.
+
+    The group's block binds its inputs as params and returns the values used outside it, so the
+    printed IR shows exactly what was fused; a backend lowers each group to one kernel."""
+    changed = False
+    for block in _blocks(graph):
+        if block.owner_node is not None and block.owner_node.op == "prim::FusionGroup":
+            continue  # already a group's body
+        run = []
+        for node in list(block.nodes) + [None]:
+            if node is not None and node.op != "prim::FusionGroup" and _fusible(node):
+                run.append(node)
+                continue
+            if sum(1 for n in run if n.op != "prim::Constant") >= 2:
+                _make_group(graph, block, run)
+                changed = True
+            run = []
+    return changed
+
+
+def _make_group(graph, block, run):
+    members = set(run)
+    inside = {v for n in run for v in n.outputs}
+    inputs, outputs = [], []
+    for n in run:
+        for v in n.inputs:
+            if v not in inside and v not in inputs:
+                inputs.append(v)
+        for v in n.outputs:
+            if any(not (isinstance(u, type(n)) and u in members) for u, _ in v.uses):
+                outputs.append(v)
+    group = graph.create("prim::FusionGroup", inputs, [v.type for v in outputs])
+    run[0].insert_before(group)
+    body = group.add_block()
+    params = {v: graph.add_param(body, v.type) for v in inputs}
+    for n in run:
+        block.nodes.remove(n)
+        n.owner = None
+        body.append(n)
+        for i, v in enumerate(list(n.inputs)):
+            if v in params:
+                _rewire(n, i, params[v])
+    for old, new in zip(outputs, group.outputs):
+        uses = [(u, i) for u, i in old.uses if not (isinstance(u, type(group)) and u in members)]
+        for u, i in uses:
+            if isinstance(u, type(group)):
+                _rewire(u, i, new)
+            else:  # a block's returns
+                u.returns[i] = new
+                new.uses.append((u, i))
+        old.uses = [(u, i) for u, i in old.uses if (u, i) not in uses]
+    body.set_returns(outputs)
+
+
+PASSES["fuse"] = fuse_elementwise
+DEFAULT_PIPELINE.append("fuse")
