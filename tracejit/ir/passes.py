@@ -459,3 +459,74 @@ def _make_group(graph, block, run):
 
 PASSES["fuse"] = fuse_elementwise
 DEFAULT_PIPELINE.append("fuse")
+
+
+def _type_of_call(op, inputs, attrs):
+    """The output type of `op` on `inputs` from its registry shape and dtype rules."""
+    from tracejit.ir.verify import _operand
+
+    operands = [_operand(v.type) for v in inputs]
+    if any(o is None for o in operands):
+        raise ValueError(f"decompose: cannot type {op.name} on {[str(v.type) for v in inputs]}")
+    _, dtype = op.dtype_rule(tuple(o[1] for o in operands), attrs)
+    shape = op.shape_rule([o[0] for o in operands], **attrs)
+    return TensorType(dtype, tuple(shape))
+
+
+def _emit(graph, before, name, inputs, attrs=None):
+    op = ops.get(name)
+    full = {**op.attrs, **(attrs or {})}
+    node = graph.create(name, inputs, [_type_of_call(op, inputs, full)], attrs=full, loc=before.loc,
+                        scope=before.scope)
+    before.insert_before(node)
+    return node.outputs[0]
+
+
+def _const(graph, before, value):
+    node = graph.create("prim::Constant", (), [FloatType()], attrs={"value": value})
+    before.insert_before(node)
+    return node.outputs[0]
+
+
+def _decompose_node(graph, n):
+    """Primitive ops computing what `n` computes, inserted before it; returns the new output or None."""
+    if n.op in ("tj::softmax", "tj::log_softmax"):
+        x, dim = n.inputs[0], n.attrs["dim"]
+        if not (isinstance(x.type, TensorType) and x.type.dtype is not None and x.type.dtype.is_floating_point):
+            return None
+        m = _emit(graph, n, "tj::amax", [x], {"dim": (dim,), "keepdim": True})
+        z = _emit(graph, n, "tj::sub", [x, m], {"alpha": 1})
+        e = _emit(graph, n, "tj::exp", [z])
+        s = _emit(graph, n, "tj::sum", [e], {"dim": (dim,), "keepdim": True})
+        if n.op == "tj::softmax":
+            return _emit(graph, n, "tj::div", [e, s], {"rounding_mode": None})
+        return _emit(graph, n, "tj::sub", [z, _emit(graph, n, "tj::log", [s])], {"alpha": 1})
+    if n.op == "tj::linear":
+        x, w, b = n.inputs
+        if not isinstance(w.type, TensorType) or w.type.shape is None or len(w.type.shape) != 2:
+            return None
+        wt = _emit(graph, n, "tj::permute", [w], {"dims": (1, 0)})
+        y = _emit(graph, n, "tj::matmul", [x, wt])
+        if isinstance(b.type, TensorType):
+            y = _emit(graph, n, "tj::add", [y, b], {"alpha": 1})
+        return y
+    return None
+
+
+def decompose(graph):
+    """Rewrite composite ops (softmax, log_softmax, linear) into primitives so that fusion sees
+    elementwise, reduction and movement ops. Opt-in: backends that fuse these whole keep them."""
+    changed = False
+    for block in _blocks(graph):
+        for node in list(block.nodes):
+            if node.owner is None or len(node.outputs) != 1:
+                continue
+            new = _decompose_node(graph, node)
+            if new is not None:
+                node.outputs[0].replace_all_uses_with(new)
+                node.erase()
+                changed = True
+    return changed
+
+
+PASSES["decompose"] = decompose
