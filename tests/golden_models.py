@@ -28,11 +28,24 @@ class CNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
+class LSTMStep(nn.Module):
+    """One time step of a one-layer LSTM (the recurrent cell a compiled model runs per token)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8, batch_first=True)
+
+    def forward(self, x):
+        out, (h, c) = self.lstm(x.unsqueeze(1))
+        return out.squeeze(1), h, c
+
+
 def models():
     """name -> (model in eval mode, example input, dynamic dims)."""
     tj.manual_seed(0)
     encoder = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
     return {
+        "lstm_step": (LSTMStep().eval(), tj.randn(3, 6), None),
         "mlp": (MLP().eval(), tj.randn(3, 8), {"x": {0: "N"}}),
         "cnn": (CNN().eval(), tj.randn(2, 1, 8, 8), None),
         "encoder_layer": (encoder.eval(), tj.randn(2, 5, 8), None),

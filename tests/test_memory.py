@@ -41,16 +41,18 @@ def test_no_two_live_values_share_a_buffer(name, frozen, monkeypatch):
     g = tj.freeze(t).graph if frozen else t.graph
     plan = plan_memory(g, sizes={"N": 8})
     life = _lifetimes(g)
-    # a view's source lives as long as its last view: extend lifetimes through the buffer owners
-    by_buffer = {}
+    # a buffer owner (a value, with the views of it) lives from its definition to its views' last read
+    spans_of = {}
     for v, buf in plan.buffer_of.items():
+        owner = plan.owner_of[v]
         lo, hi = life[v]
-        by_buffer.setdefault(buf, []).append((lo, hi, v))
+        olo, ohi = spans_of.get(owner, (lo, hi))
+        spans_of[owner] = (min(lo, olo), max(hi, ohi))
+    by_buffer = {}
+    for owner, span in spans_of.items():
+        by_buffer.setdefault(plan.buffer_of[owner], []).append(span)
     for buf, spans in by_buffer.items():
-        owners = {}
-        for lo, hi, v in spans:
-            owners.setdefault(lo, []).append((hi, v))
-        spans = sorted((lo, max(h for h, _ in vs)) for lo, vs in owners.items())
+        spans.sort()
         for (lo1, hi1), (lo2, _) in zip(spans, spans[1:]):
             assert hi1 <= lo2, f"buffer {buf} holds two live values ({name}): [{lo1}, {hi1}] and from {lo2}"
     assert plan.peak_bytes <= plan.unplanned_bytes

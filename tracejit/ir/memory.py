@@ -31,6 +31,7 @@ class MemoryPlan:
     """Where each intermediate value lives: `buffer_of[value] -> buffer index`, `buffer_bytes[i]`."""
 
     buffer_of: dict = field(default_factory=dict)
+    owner_of: dict = field(default_factory=dict)  # value -> the value whose buffer it uses (views: their source)
     buffer_bytes: list = field(default_factory=list)
     peak_bytes: int = 0  # the most intermediate memory live at once, with reuse
     unplanned_bytes: int = 0  # the same without reuse: every intermediate in its own buffer
@@ -100,6 +101,7 @@ def plan_memory(graph, sizes=None):
             last.setdefault(root[v], i)
     pinned = {root[v] for v in outputs if v in root}
     plan = MemoryPlan()
+    plan.owner_of = dict(root)
     free = []  # (bytes, buffer index)
     live_bytes = 0
     releases = {}

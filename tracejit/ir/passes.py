@@ -416,11 +416,23 @@ def fuse_elementwise(graph):
             if node is not None and node.op != "prim::FusionGroup" and _fusible(node):
                 run.append(node)
                 continue
+            tail = node is not None and _trailing(node, run)
+            if tail:  # one reduction (or row-wise softmax) may close the group
+                run.append(node)
             if sum(1 for n in run if n.op != "prim::Constant") >= 2:
                 _make_group(graph, block, run)
                 changed = True
-            run = []
+            run = [node] if node is not None and not tail and _fusible(node) else []
     return changed
+
+
+_TRAILING = {"tj::sum", "tj::mean", "tj::amax", "tj::amin", "tj::softmax", "tj::log_softmax"}
+
+
+def _trailing(node, run):
+    """A reduction reading the run's last value ends the group inside it (fused into one kernel)."""
+    return (node.op in _TRAILING and node.inputs and run and node.inputs[0] is run[-1].outputs[0]
+            and len(node.outputs) == 1)
 
 
 def _make_group(graph, block, run):
