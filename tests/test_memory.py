@@ -43,7 +43,7 @@ def test_no_two_live_values_share_a_buffer(name, frozen, monkeypatch):
     life = _lifetimes(g)
     # a buffer owner (a value, with the views of it) lives from its definition to its views' last read
     spans_of = {}
-    for v, buf in plan.buffer_of.items():
+    for v in plan.buffer_of:
         owner = plan.owner_of[v]
         lo, hi = life[v]
         olo, ohi = spans_of.get(owner, (lo, hi))
