@@ -301,3 +301,19 @@ def test_full_pipeline_preserves_every_registry_op(op, args, attrs):
     ir.run_passes(g, verify_each=op.name not in ("tj::index", "tj::nonzero"))
     for a, b in zip(ir.run(ref, *feeds), ir.run(g, *feeds)):
         np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+
+
+def test_layer_norm_fuses_into_one_row_wise_group():
+    import tracejit as tj
+
+    ln = tj.nn.LayerNorm(8)
+    t = tj.trace(lambda x: ln(x.relu()) * 2, tj.randn(4, 8))  # ln's parameters become constants
+    g = ir.parse(t.code, constants=t.graph.constants)
+    ref = ir.parse(t.code, constants=t.graph.constants)
+    ir.run_passes(g, ["fuse"], verify_each=True)
+    groups = [n for n in g.nodes() if n.op == "prim::FusionGroup"]
+    assert len(groups) == 1
+    inner = [n.op for n in groups[0].blocks[0].nodes if n.op != "prim::Constant"]
+    assert inner.count("tj::mean") == 2 and inner[0] == "tj::relu" and inner[-1] == "tj::mul"
+    x = np.random.default_rng(1).standard_normal((4, 8)).astype(np.float32)
+    np.testing.assert_allclose(ir.run(g, x)[0], ir.run(ref, x)[0], rtol=1e-6)

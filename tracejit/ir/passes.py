@@ -397,9 +397,25 @@ def _fusible(node):
     if not node.op.startswith("tj::") or node.blocks or len(node.outputs) != 1:
         return False
     try:
-        return ops.get(node.op).kind == "elementwise"
+        kind = ops.get(node.op).kind
     except KeyError:
         return False
+    return kind == "elementwise" or _row_wise(node)
+
+
+def _row_wise(node):
+    """A reduction over the last dim that keeps it (or softmax along it): a group holding only such
+    reductions besides elementwise ops runs one row per thread (layer norm, softmax)."""
+    t = node.inputs[0].type if node.inputs else None
+    if not isinstance(t, TensorType) or t.shape is None or not t.shape:
+        return False
+    last = len(t.shape) - 1
+    if node.op in ("tj::softmax", "tj::log_softmax"):
+        return node.attrs.get("dim") == last
+    if node.op in ("tj::sum", "tj::mean", "tj::amax", "tj::amin", "tj::var"):
+        dim = node.attrs.get("dim")
+        return node.attrs.get("keepdim") is True and dim is not None and tuple(dim) == (last,)
+    return False
 
 
 def fuse_elementwise(graph):
@@ -411,18 +427,25 @@ def fuse_elementwise(graph):
     for block in _blocks(graph):
         if block.owner_node is not None and block.owner_node.op == "prim::FusionGroup":
             continue  # already a group's body
-        run = []
+        run, hoist = [], []
         for node in list(block.nodes) + [None]:
             if node is not None and node.op != "prim::FusionGroup" and _fusible(node):
                 run.append(node)
+                continue
+            if node is not None and run and node.op == "prim::Constant" and not node.inputs:
+                hoist.append(node)  # a tensor constant does not break a run: it moves before the group
                 continue
             tail = node is not None and _trailing(node, run)
             if tail:  # one reduction (or row-wise softmax) may close the group
                 run.append(node)
             if sum(1 for n in run if n.op != "prim::Constant") >= 2:
+                for c in hoist:
+                    block.nodes.remove(c)
+                    c.owner = None
+                    run[0].insert_before(c)
                 _make_group(graph, block, run)
                 changed = True
-            run = [node] if node is not None and not tail and _fusible(node) else []
+            run, hoist = [], []
     return changed
 
 
