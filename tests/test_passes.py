@@ -317,3 +317,20 @@ def test_layer_norm_fuses_into_one_row_wise_group():
     assert inner.count("tj::mean") == 2 and inner[0] == "tj::relu" and inner[-1] == "tj::mul"
     x = np.random.default_rng(1).standard_normal((4, 8)).astype(np.float32)
     np.testing.assert_allclose(ir.run(g, x)[0], ir.run(ref, x)[0], rtol=1e-6)
+
+
+def test_fusion_expected_text():
+    g = _g("  %1 : Float(3) = tj::exp(%x)\n  %2 : Float(3) = tj::neg(%1)\n"
+           "  %3 : Float() = tj::sum[dim=None, keepdim=False](%2)\n  %4 : Float(3) = tj::mul(%2, %3)\n"
+           "  return (%4)\n")
+    ir.run_passes(g, ["fuse"], verify_each=True)
+    assert str(g) == """graph(%x : Float(3)):
+  %5 : Float(3), %6 : Float() = prim::FusionGroup(%x)
+    block0(%7 : Float(3)):
+      %1 : Float(3) = tj::exp(%7)
+      %2 : Float(3) = tj::neg(%1)
+      %3 : Float() = tj::sum[dim=None, keepdim=False](%2)
+      -> (%2, %3)
+  %4 : Float(3) = tj::mul(%5, %6)
+  return (%4)
+"""
