@@ -11,7 +11,11 @@ import importlib
 import os
 import platform
 
-WORKLOADS = {"eager_ops": "bench.eager_ops", "train_mlp": "bench.train_mlp"}
+WORKLOADS = {
+    "eager_ops": "bench.eager_ops",
+    "train_mlp": "bench.train_mlp",
+    "fused_elementwise": "bench.fused_elementwise",
+}
 
 
 def main(argv=None):

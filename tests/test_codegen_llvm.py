@@ -74,3 +74,17 @@ def test_empty_and_mismatched_inputs():
     assert kernel(np.zeros(0, np.float32), np.zeros(0, np.float32))[0].shape == (0,)
     with pytest.raises(ValueError, match="one shape"):
         kernel(np.zeros(3, np.float32), np.zeros(4, np.float32))
+
+
+def test_compiled_traced_module_matches_eager_and_falls_back_when_shapes_differ():
+    def f(x, y):
+        return ((x * 2 + y).relu() - y / 3).abs().sqrt() * 0.5 + x
+
+    x, y = tj.randn(1000), tj.randn(1000)
+    traced = tj.freeze(tj.trace(f, (x, y))).compile()
+    assert len(traced.kernels) == 1
+    np.testing.assert_allclose(traced(x, y).numpy(), f(x, y).numpy(), rtol=1e-6)
+    from tracejit.ir.interpreter import _fits
+
+    group = next(iter(traced.kernels))
+    assert not _fits(group, [np.zeros(3, np.float32), np.zeros(3, np.float32)])

@@ -188,3 +188,14 @@ def _compile(text, n_ptrs, n_out, dtype):
     addr = engine.get_function_address("kernel")
     proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_ptrs), ctypes.c_int64)
     return Kernel(proto(addr), n_out, dtype.np, str(mod), engine)
+
+
+def compile_groups(graph):
+    """Compiled kernels for every fusion group of `graph` this backend can lower: {node: kernel}."""
+    kernels = {}
+    for node in graph.nodes():
+        if node.op == "prim::FusionGroup":
+            k = lower_group(node)
+            if k is not None:
+                kernels[node] = k
+    return kernels

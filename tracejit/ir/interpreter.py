@@ -81,8 +81,11 @@ def _unwrap(x):
     return data if data is not None else x
 
 
-def run(graph, *inputs, xp=None):
-    """Run `graph` on `inputs` (arrays, numbers, or tensors); returns a tuple of outputs."""
+def run(graph, *inputs, xp=None, kernels=None):
+    """Run `graph` on `inputs` (arrays, numbers, or tensors); returns a tuple of outputs.
+
+    `kernels` maps `prim::FusionGroup` nodes to compiled callables (`kernel(*arrays) -> outputs`);
+    a group without one, or whose inputs do not suit it, runs node by node."""
     params = graph.inputs
     if len(inputs) != len(params):
         names = ", ".join("%" + p.name for p in params)
@@ -112,7 +115,7 @@ def run(graph, *inputs, xp=None):
         plan = f.plan[f.pos]
         f.pos += 1
         try:
-            _step(node, env, frames, graph, xp, plans)
+            _step(node, env, frames, graph, xp, plans, kernels)
         except IRRuntimeError:
             raise
         except Exception as e:
@@ -133,7 +136,7 @@ def _assign(env, values, results):
         env[v] = r
 
 
-def _step(node, env, frames, graph, xp, plans):
+def _step(node, env, frames, graph, xp, plans, kernels=None):
     op = node.op
     args = [env[v] for v in node.inputs]
     if op == "prim::Constant":
@@ -152,6 +155,8 @@ def _step(node, env, frames, graph, xp, plans):
         frames.append(_Frame(block, lambda res, node=node: _assign(env, node.outputs, res), plans))
     elif op == "prim::Loop":
         _start_loop(node, args, env, frames, plans)
+    elif op == "prim::FusionGroup" and kernels and node in kernels and _fits(node, args):
+        _assign(env, node.outputs, list(kernels[node](*args)))
     elif op == "prim::FusionGroup":  # its block binds the group's inputs as params
         block = node.blocks[0]
         _assign(env, block.params, args)
@@ -164,6 +169,15 @@ def _step(node, env, frames, graph, xp, plans):
             _assign(env, node.outputs, list(res))
     else:
         raise IRRuntimeError(f"the interpreter has no rule for {op}\n  while executing {_node_line(node, '')}")
+
+
+def _fits(node, args):
+    """Whether the runtime arrays match the static types a kernel was compiled for."""
+    for a, p in zip(args, node.blocks[0].params):
+        t = p.type
+        if not hasattr(a, "dtype") or a.dtype != t.dtype.np or tuple(a.shape) != tuple(t.shape):
+            return False
+    return True
 
 
 def _start_loop(node, args, env, frames, plans):

@@ -65,10 +65,19 @@ class TracedModule:
         self._out_spec = out_spec
         self._state = state  # the module tensors fed as graph inputs after the user's inputs
         self.hazards = hazards
+        self.kernels = {}  # compiled fusion groups, filled by compile()
 
     @property
     def code(self):
         return str(self.graph)
+
+    def compile(self):
+        """Compile the graph's fusion groups to native code (LLVM); returns self. Groups the backend
+        cannot lower, and everything outside groups, keep running in the interpreter."""
+        from ..codegen.llvm_cpu import compile_groups
+
+        self.kernels = compile_groups(self.graph)
+        return self
 
     def __call__(self, *args):
         flat = []
@@ -93,7 +102,7 @@ class TracedModule:
                 raise TracingError(f"input %{v.name} was traced as {want}; got {got}")
             feeds.append(t.numpy(force=True))
         feeds += [t.numpy(force=True) for t in self._state]
-        outs = ir.run(self.graph, *feeds)
+        outs = ir.run(self.graph, *feeds, kernels=self.kernels)
         n_user = len(outs) - len(self._updates)
         if self._updates:
             targets = [t for _, t in flat] + list(self._state)
