@@ -52,6 +52,59 @@ def _intrinsic(name):
     return lower
 
 
+def _f32(v):
+    return isinstance(v.type, L.FloatType)
+
+
+def _exp(b, x):
+    """e**x for float32 as vectorizable IR (no libm call): Cody-Waite range reduction x = k ln2 + r,
+    Cephes' degree-7 polynomial for e**r on |r| <= ln2/2, and 2**k built from exponent bits in two
+    factors so that results down to the subnormal range stay exact. float64 is not lowered."""
+    if not _f32(x):
+        return None
+    f, i32 = x.type, L.IntType(32)
+
+    def c(v):
+        return L.Constant(f, v)
+
+    rint = b.module.declare_intrinsic("llvm.rint", [f])
+    xc = _fmin(b, _fmax(b, x, c(-104.0)), c(89.0))
+    k = b.call(rint, [b.fmul(xc, c(1.4426950408889634))])
+    r = b.fsub(b.fsub(xc, b.fmul(k, c(0.693359375))), b.fmul(k, c(-2.12194440e-4)))
+    p = c(1.9875691500e-4)
+    for coef in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = b.fadd(b.fmul(p, r), c(coef))
+    p = b.fadd(b.fadd(b.fmul(b.fmul(p, r), r), r), c(1.0))
+    ki = b.fptosi(k, i32)
+    half = b.ashr(ki, L.Constant(i32, 1))
+    rest = b.sub(ki, half)
+
+    def pow2(e):  # 2**e for e in [-126, 127] from the exponent field
+        return b.bitcast(b.shl(b.add(e, L.Constant(i32, 127)), L.Constant(i32, 23)), f)
+
+    y = b.fmul(b.fmul(p, pow2(half)), pow2(rest))
+    y = b.select(b.fcmp_ordered(">", x, c(88.72283935546875)), c(float("inf")), y)
+    y = b.select(b.fcmp_ordered("<", x, c(-103.97208)), c(0.0), y)
+    return b.select(b.fcmp_unordered("uno", x, x), x, y)
+
+
+def _sigmoid(b, x):
+    e = _exp(b, b.fneg(x))
+    if e is None:
+        return None
+    one = L.Constant(x.type, 1.0)
+    return b.fdiv(one, b.fadd(one, e))
+
+
+def _tanh(b, x):
+    e = _exp(b, b.fmul(x, L.Constant(x.type, 2.0)))
+    if e is None:
+        return None
+    one = L.Constant(x.type, 1.0)
+    # 1 - 2/(e**2x + 1): exact limits at +-inf, absolute error ~1e-7 elsewhere
+    return b.fsub(one, b.fdiv(L.Constant(x.type, 2.0), b.fadd(e, one)))
+
+
 # IR name -> builder function on LLVM values; ops not here are not lowered.
 LOWER = {
     "tj::add": lambda b, x, y, alpha=1: b.fadd(x, y if alpha == 1 else b.fmul(y, L.Constant(y.type, alpha))),
@@ -67,6 +120,9 @@ LOWER = {
     "tj::floor": _intrinsic("llvm.floor"),
     "tj::ceil": _intrinsic("llvm.ceil"),
     "tj::trunc": _intrinsic("llvm.trunc"),
+    "tj::exp": _exp,
+    "tj::sigmoid": _sigmoid,
+    "tj::tanh": _tanh,
 }
 _LLVM_TYPE = {dtypes.float32: L.FloatType(), dtypes.float64: L.DoubleType()}
 
