@@ -88,6 +88,41 @@ def _exp(b, x):
     return b.select(b.fcmp_unordered("uno", x, x), x, y)
 
 
+def _log(b, x):
+    """log(x) for float32 as vectorizable IR: x = m * 2**e from the exponent bits (subnormals scaled
+    up first), m in [sqrt(1/2), sqrt(2)), Cephes' polynomial for log(1 + f), e*ln2 in two parts."""
+    if not _f32(x):
+        return None
+    f, i32 = x.type, L.IntType(32)
+
+    def c(v):
+        return L.Constant(f, v)
+
+    tiny = b.fcmp_ordered("<", x, c(1.17549435e-38))
+    xs = b.select(tiny, b.fmul(x, c(8388608.0)), x)  # 2**23 lifts subnormals into the normal range
+    bits = b.bitcast(xs, i32)
+    e = b.sub(b.and_(b.lshr(bits, L.Constant(i32, 23)), L.Constant(i32, 0xFF)), L.Constant(i32, 127))
+    e = b.select(tiny, b.sub(e, L.Constant(i32, 23)), e)
+    m = b.bitcast(b.or_(b.and_(bits, L.Constant(i32, 0x7FFFFF)), L.Constant(i32, 0x3F800000)), f)
+    big = b.fcmp_ordered(">", m, c(1.41421356237))
+    m = b.select(big, b.fmul(m, c(0.5)), m)
+    ef = b.sitofp(b.select(big, b.add(e, L.Constant(i32, 1)), e), f)
+    g = b.fsub(m, c(1.0))
+    z = b.fmul(g, g)
+    p = c(7.0376836292e-2)
+    for coef in (-1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+                 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1):
+        p = b.fadd(b.fmul(p, g), c(coef))
+    y = b.fmul(b.fmul(p, g), z)
+    y = b.fadd(y, b.fmul(ef, c(-2.12194440e-4)))
+    y = b.fsub(y, b.fmul(z, c(0.5)))
+    y = b.fadd(b.fadd(g, y), b.fmul(ef, c(0.693359375)))
+    y = b.select(b.fcmp_ordered("==", x, c(0.0)), c(float("-inf")), y)
+    y = b.select(b.fcmp_ordered("<", x, c(0.0)), c(float("nan")), y)
+    y = b.select(b.fcmp_ordered("==", x, c(float("inf"))), x, y)
+    return b.select(b.fcmp_unordered("uno", x, x), x, y)
+
+
 def _sigmoid(b, x):
     e = _exp(b, b.fneg(x))
     if e is None:
@@ -121,6 +156,7 @@ LOWER = {
     "tj::ceil": _intrinsic("llvm.ceil"),
     "tj::trunc": _intrinsic("llvm.trunc"),
     "tj::exp": _exp,
+    "tj::log": _log,
     "tj::sigmoid": _sigmoid,
     "tj::tanh": _tanh,
 }
