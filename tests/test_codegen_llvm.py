@@ -110,3 +110,21 @@ def test_transcendentals_are_vectorized_polynomials_within_2e_6(name, ref):
     np.testing.assert_array_equal(got[~finite], want[~finite])  # inf, -inf and nan where numpy has them
     err = np.abs(got[finite] - want[finite]) / np.maximum(1.0, np.abs(want[finite]))
     assert err.max() <= 2e-6, f"{name}: error {err.max():.3g} at x={x[finite][np.argmax(err)]}"
+
+
+@pytest.mark.parametrize("xs, ys", [((6, 5), (5,)), ((6, 5), (6, 1)), ((2, 3, 4), (3, 1)), ((4, 1), (1, 7))])
+def test_broadcasting_inputs(xs, ys):
+    out_shape = np.broadcast_shapes(xs, ys)
+    t = tj.trace(lambda x, y: (x * 2 + y).relu() - y, (tj.randn(*xs), tj.randn(*ys)), check_trace=False)
+    g = ir.parse(t.code)
+    ir.run_passes(g, ["fuse"])
+    group = next(n for n in g.nodes() if n.op == "prim::FusionGroup")
+    kernel = lower_group(group)
+    assert kernel is not None
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ys).astype(np.float32)
+    got = kernel(x, y)[0]
+    assert got.shape == out_shape
+    np.testing.assert_allclose(got, np.maximum(x * 2 + y, 0) - y, rtol=1e-6)
+    with pytest.raises(ValueError, match="compiled for input shape"):
+        kernel(x, np.zeros((9,), np.float32))

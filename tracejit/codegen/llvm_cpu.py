@@ -2,10 +2,11 @@
 
 The group's block is lowered op by op through the `LOWER` table (one entry per registry op,
 keyed by its IR name) into a function `kernel(out..., in..., n)` over contiguous float32 or
-float64 buffers of equal size (Python-number constants are folded in). The module is optimized
-for the host CPU at O3 with the new pass manager, so the loop vectorizes, and compiled with
-MCJIT. Groups with anything the table lacks are not lowered (`lower_group` returns None) and
-keep running in the interpreter.
+float64 buffers; inputs may broadcast against the output (index arithmetic with constant
+divisors), Python-number constants are folded in. The module is optimized for the host CPU at
+O3 with the new pass manager, so the loop vectorizes, and compiled with MCJIT. Groups with
+anything the table lacks are not lowered (`lower_group` returns None) and keep running in the
+interpreter.
 
     >>> import numpy as np
     >>> from tracejit.ir import parse
@@ -193,15 +194,22 @@ def _optimize(module_ref, tm):
 class Kernel:
     """A compiled group: `kernel(*arrays) -> tuple of output arrays`; `.llvm_ir` is the optimized IR."""
 
-    def __init__(self, fn, n_out, dtype, llvm_ir, engine):
+    def __init__(self, fn, n_out, dtype, llvm_ir, engine, in_shapes=None, out_shape=None):
         self._fn, self._n_out, self._dtype, self.llvm_ir, self._engine = fn, n_out, dtype, llvm_ir, engine
+        self._in_shapes, self._out_shape = in_shapes, out_shape
 
     def __call__(self, *inputs):
         arrays = [np.ascontiguousarray(a, dtype=self._dtype) for a in inputs]
-        shape = arrays[0].shape if arrays else ()
-        for a in arrays:
-            if a.shape != shape:
-                raise ValueError(f"kernel inputs must have one shape; got {a.shape} and {shape}")
+        if self._in_shapes is None:  # compiled for one shape shared by every tensor
+            shape = arrays[0].shape if arrays else ()
+            for a in arrays:
+                if a.shape != shape:
+                    raise ValueError(f"kernel inputs must have one shape; got {a.shape} and {shape}")
+        else:  # compiled for these broadcasting shapes
+            for a, want in zip(arrays, self._in_shapes):
+                if a.shape != want:
+                    raise ValueError(f"kernel compiled for input shape {want}; got {a.shape}")
+            shape = self._out_shape
         outs = [np.empty(shape, self._dtype) for _ in range(self._n_out)]
         ptrs = [o.ctypes.data for o in outs] + [a.ctypes.data for a in arrays]
         self._fn(*ptrs, int(np.prod(shape, dtype=np.int64)))
@@ -215,9 +223,16 @@ def lower_group(node):
     if not types or not all(isinstance(t, TensorType) for t in types):
         return None
     dtype = types[0].dtype
-    shape = types[0].shape
-    if dtype not in _LLVM_TYPE or any(t.dtype is not dtype or t.shape != shape for t in types):
-        return None  # one dtype and one shape for every tensor: no broadcasting in this first backend
+    shape = node.outputs[0].type.shape if node.outputs else None
+    if dtype not in _LLVM_TYPE or any(t.dtype is not dtype for t in types) or shape is None:
+        return None
+    if any(not isinstance(d, int) for t in types for d in (t.shape or ("?",))):
+        return None  # symbolic sizes: compiled per concrete shape later
+    if any(t.shape != shape for t in types[len(block.params):]):
+        return None
+    in_shapes = [p.type.shape for p in block.params]
+    if any(not _broadcasts(s_in, shape) for s_in in in_shapes):
+        return None
     fty = _LLVM_TYPE[dtype]
     module = L.Module(name="tracejit_kernel")
     ptr = L.PointerType(fty)
@@ -232,7 +247,8 @@ def lower_group(node):
     b.position_at_end(loop)
     i = b.phi(L.IntType(64))
     i.add_incoming(L.Constant(L.IntType(64), 0), entry)
-    env = {p: b.load(b.gep(fn.args[n_out + k], [i])) for k, p in enumerate(block.params)}
+    env = {p: b.load(b.gep(fn.args[n_out + k], [_offset(b, i, in_shapes[k], shape)]))
+           for k, p in enumerate(block.params)}
     for inner in block.nodes:
         if inner.op == "prim::Constant":
             value = inner.attrs.get("value")
@@ -258,7 +274,35 @@ def lower_group(node):
     b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
     b.position_at_end(done)
     b.ret_void()
-    return _compile(str(module), n_out + n_in, n_out, dtype)
+    broadcast = any(s_in != shape for s_in in in_shapes)
+    return _compile(str(module), n_out + n_in, n_out, dtype, in_shapes if broadcast else None, shape)
+
+
+def _broadcasts(s_in, shape):
+    if len(s_in) > len(shape):
+        return False
+    return all(a == b or a == 1 for a, b in zip(s_in, shape[len(shape) - len(s_in):]))
+
+
+def _offset(b, i, s_in, shape):
+    """The element of a contiguous input of shape `s_in` read at flat output index i (broadcasting)."""
+    if tuple(s_in) == tuple(shape):
+        return i
+    i64 = L.IntType(64)
+    full = (1,) * (len(shape) - len(s_in)) + tuple(s_in)
+    in_strides, acc = [], 1
+    for d in reversed(full):
+        in_strides.append(acc)
+        acc *= d
+    in_strides.reverse()
+    off = L.Constant(i64, 0)
+    out_stride = 1
+    for d in range(len(shape) - 1, -1, -1):
+        if full[d] != 1 and shape[d] != 1:  # a broadcast (size-1) dim contributes nothing
+            coord = b.urem(b.udiv(i, L.Constant(i64, out_stride)), L.Constant(i64, shape[d]))
+            off = b.add(off, b.mul(coord, L.Constant(i64, in_strides[d])))
+        out_stride *= shape[d]
+    return off
 
 
 def _fast_math(value):
@@ -268,7 +312,7 @@ def _fast_math(value):
         flags.append("contract")
 
 
-def _compile(text, n_ptrs, n_out, dtype):
+def _compile(text, n_ptrs, n_out, dtype, in_shapes=None, out_shape=None):
     import llvmlite.binding as llvm
 
     tm = _target_machine()
@@ -279,7 +323,7 @@ def _compile(text, n_ptrs, n_out, dtype):
     engine.finalize_object()
     addr = engine.get_function_address("kernel")
     proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_ptrs), ctypes.c_int64)
-    return Kernel(proto(addr), n_out, dtype.np, str(mod), engine)
+    return Kernel(proto(addr), n_out, dtype.np, str(mod), engine, in_shapes, out_shape)
 
 
 def compile_groups(graph):
