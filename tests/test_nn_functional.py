@@ -7,28 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from nn_helpers import DTYPES
+from nn_helpers import close as _close
+from nn_helpers import torch_or_skip as _torch
 
 import tracejit as tj
 import tracejit.nn as nn
 import tracejit.nn.functional as F
-
-DTYPES = {"float32": (np.float32, 1e-5), "float64": (np.float64, 1e-10)}
-
-
-def _torch():
-    return pytest.importorskip("torch")
-
-
-def _np(t):
-    return np.asarray(t.detach().numpy() if hasattr(t, "detach") else t)
-
-
-def _close(got, want, rtol, what):
-    got, want = _np(got), _np(want)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
-    scale = max(1.0, float(np.abs(want).max()) if want.size else 1.0)
-    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=rtol * scale,
-                               err_msg=what)
 
 
 def _randn(*shape, seed=1):

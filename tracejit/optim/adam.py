@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .._creation import zeros_like
 from ..autograd import no_grad
-from .optimizer import Optimizer, closure_loss
+from .optimizer import Optimizer, check_nonnegative, closure_loss, grads_of
 
 
 class Adam(Optimizer):
@@ -31,17 +31,13 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, decoupled_weight_decay=False):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        check_nonnegative(lr=lr, eps=eps)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), but got {betas!r}")
         for i, beta in enumerate(betas):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_nonnegative(weight_decay=weight_decay)
         defaults = {"lr": lr, "betas": (float(betas[0]), float(betas[1])), "eps": eps, "weight_decay": weight_decay,
                     "amsgrad": amsgrad, "maximize": maximize, "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
@@ -53,14 +49,9 @@ class Adam(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-                weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+                weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
                 decoupled = group["decoupled_weight_decay"]
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    if maximize:
-                        grad = -grad
+                for p, grad in grads_of(group):
                     s = state[p]
                     if not s:
                         s["step"] = 0.0

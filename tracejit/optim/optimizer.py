@@ -179,6 +179,26 @@ def _cast(param, key, value):
     return value.to(device=param.device)
 
 
+_LABELS = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def check_nonnegative(**values):
+    """PyTorch's hyperparameter checks: `Invalid learning rate: -1`, `Invalid alpha value: -1`, ...
+    (NaN fails too), in the order given."""
+    for name, v in values.items():
+        if not 0.0 <= v:
+            raise ValueError(f"Invalid {_LABELS.get(name, name + ' value')}: {v}")
+
+
+def grads_of(group):
+    """(parameter, gradient) for each parameter of `group` that has a gradient; negated with `maximize`."""
+    maximize = group.get("maximize", False)
+    for p in group["params"]:
+        grad = p.grad
+        if grad is not None:
+            yield p, (-grad if maximize else grad)
+
+
 def closure_loss(closure):
     """Run an optimizer's `closure` with gradients enabled (step itself runs under no_grad)."""
     if closure is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._creation import zeros_like
 from ..autograd import no_grad
-from .optimizer import Optimizer, closure_loss
+from .optimizer import Optimizer, check_nonnegative, closure_loss, grads_of
 
 
 class RMSprop(Optimizer):
@@ -25,16 +25,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
                  maximize=False, foreach=None):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        check_nonnegative(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps, "centered": centered,
                     "weight_decay": weight_decay, "maximize": maximize}
         super().__init__(params, defaults)
@@ -46,13 +37,8 @@ class RMSprop(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
-                weight_decay, centered, maximize = group["weight_decay"], group["centered"], group["maximize"]
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    if maximize:
-                        grad = -grad
+                weight_decay, centered = group["weight_decay"], group["centered"]
+                for p, grad in grads_of(group):
                     s = state[p]
                     if not s:
                         s["step"] = 0.0

@@ -14,7 +14,7 @@ weight decay: PyTorch's `torch.optim.SGD`, update for update.
 from __future__ import annotations
 
 from ..autograd import no_grad
-from .optimizer import Optimizer, closure_loss
+from .optimizer import Optimizer, closure_loss, grads_of
 
 
 class SGD(Optimizer):
@@ -44,13 +44,8 @@ class SGD(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-                weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-                for p in group["params"]:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    if maximize:
-                        grad = -grad
+                weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+                for p, grad in grads_of(group):
                     if weight_decay != 0:
                         grad = grad.add(p, alpha=weight_decay)
                     if momentum != 0:
