@@ -127,6 +127,62 @@ def _freeze(traced, **kwargs):
     return freeze(traced, **kwargs)
 
 
+def _compile(fn, example_inputs, **kwargs):
+    """A natively compiled callable for fn (see tracejit.jit.compile)."""
+    from .jit import compile
+
+    return compile(fn, example_inputs, **kwargs)
+
+
+def _script(model, *example_inputs, **kwargs):
+    """Export model for the runtime (see tracejit.jit.script)."""
+    from .jit import script
+
+    return script(model, *example_inputs, **kwargs)
+
+
+def _save(obj, path):
+    """A scripted model to a `.tj` file; tensors and state dicts to safetensors (see tracejit.serialization)."""
+    from .jit import ScriptedModule
+
+    if isinstance(obj, ScriptedModule):
+        return obj.save(path)
+    return serialization.save(obj, path)
+
+
+def _load(path, *args, **kwargs):
+    """A `.tj` model file as a runnable model (tracejit.runtime.load); anything else as saved tensors."""
+    import os
+
+    magic = b""
+    if isinstance(path, (str, os.PathLike)) and os.path.isfile(path):
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    if magic == b"PK\x03\x04":  # a zip archive: a model file
+        from .runtime import load
+
+        return load(path, **kwargs)
+    return serialization.load(path, *args, **kwargs)
+
+
+def set_num_threads(n):
+    """Threads used by large ops, native kernels and BLAS."""
+    from .ops import parallel
+
+    parallel.set_num_threads(n)
+    try:
+        from .codegen import blas
+    except ImportError:
+        return
+    blas.set_num_threads(n)
+
+
+def get_num_threads():
+    from .ops import parallel
+
+    return parallel.get_num_threads()
+
+
 def _tensor_where(self, condition, other):
     return _math.where(condition, self, other)
 
@@ -160,6 +216,7 @@ PUBLIC.update(
     promote_types=D.promote_types, get_default_dtype=D.get_default_dtype, set_default_dtype=D.set_default_dtype,
     set_printoptions=set_printoptions, get_printoptions=get_printoptions, dispatch=dispatch, autograd=autograd,
     no_grad=autograd.no_grad, enable_grad=autograd.enable_grad, set_grad_enabled=autograd.set_grad_enabled,
-    inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled, save=serialization.save,
-    load=serialization.load, trace=_trace, freeze=_freeze,
+    inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled,
+    load=_load, trace=_trace, freeze=_freeze, compile=_compile, script=_script, save=_save,
+    set_num_threads=set_num_threads, get_num_threads=get_num_threads,
 )

@@ -492,6 +492,13 @@ def _make_group(graph, block, run):
     body.set_returns(outputs)
 
 
+def make_group(graph, block, nodes):
+    """Move consecutive `nodes` of `block` into a new `prim::FusionGroup` (returned); values they
+    produce that are used elsewhere become the group's outputs."""
+    _make_group(graph, block, list(nodes))
+    return nodes[0].owner.owner_node
+
+
 PASSES["fuse"] = fuse_elementwise
 DEFAULT_PIPELINE.append("fuse")
 

@@ -20,7 +20,8 @@ from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import no_grad
 from .tracer import TraceHazardError, TraceHazardWarning, Tracer, TracingError, _Active
 
-__all__ = ["TraceHazardError", "TraceHazardWarning", "TracedModule", "TracingError", "freeze", "trace"]
+__all__ = ["ScriptedModule", "TraceHazardError", "TraceHazardWarning", "TracedModule", "TracingError", "compile",
+           "freeze", "script", "trace"]
 
 
 def _flatten(obj, path, out):
@@ -65,19 +66,24 @@ class TracedModule:
         self._out_spec = out_spec
         self._state = state  # the module tensors fed as graph inputs after the user's inputs
         self.hazards = hazards
-        self.kernels = {}  # compiled fusion groups, filled by compile()
+        self._plan = None  # set by compile()
 
     @property
     def code(self):
         return str(self.graph)
 
     def compile(self):
-        """Compile the graph's fusion groups to native code (LLVM); returns self. Groups the backend
-        cannot lower, and everything outside groups, keep running in the interpreter."""
-        from ..codegen.llvm_cpu import compile_groups
+        """Run the graph natively from now on (a `tracejit.runtime.plan.Plan`: LLVM kernels for fusion groups
+        and elementwise ops, BLAS for matrix products and convolutions, the registry's implementation for
+        the rest); returns self. Kernels are compiled on the first call for each input size."""
+        from ..runtime.plan import Plan
 
-        self.kernels = compile_groups(self.graph)
+        self._plan = Plan(self.graph)
         return self
+
+    @property
+    def compiled(self):
+        return self._plan is not None
 
     def __call__(self, *args):
         flat = []
@@ -100,9 +106,9 @@ class TracedModule:
                     ok = False
             if not ok:
                 raise TracingError(f"input %{v.name} was traced as {want}; got {got}")
-            feeds.append(t.numpy(force=True))
+            feeds.append(t.numpy(force=True) if isinstance(t, Tensor) else np.asarray(t))
         feeds += [t.numpy(force=True) for t in self._state]
-        outs = ir.run(self.graph, *feeds, kernels=self.kernels)
+        outs = self._plan.run(*feeds) if self._plan is not None else ir.run(self.graph, *feeds)
         n_user = len(outs) - len(self._updates)
         if self._updates:
             targets = [t for _, t in flat] + list(self._state)
@@ -198,6 +204,59 @@ def freeze(traced, *, passes=None):
     ir.run_passes(graph, passes)
     ir.verify(graph)
     return TracedModule(graph, traced._in_spec, traced._out_spec, [], traced.hazards)
+
+
+def _is_module(fn):
+    return hasattr(fn, "named_parameters") and hasattr(fn, "forward")
+
+
+def compile(fn, example_inputs, *, dynamic_dims=None, strict=False):  # noqa: A001 - tracejit.compile
+    """`fn` (a function or module) as a natively compiled callable: traced on `example_inputs`, frozen when
+    it is a module in eval mode (weights become constants, inference passes run), then run by a native
+    Plan. Takes and returns tensors like `fn`.
+
+        >>> import tracejit as tj
+        >>> m = tj.nn.Sequential(tj.nn.Linear(3, 4), tj.nn.ReLU()).eval()
+        >>> fast = tj.compile(m, tj.ones(2, 3))
+        >>> bool(tj.allclose(fast(tj.ones(2, 3)), m(tj.ones(2, 3))))
+        True
+    """
+    traced = trace(fn, example_inputs, strict=strict, dynamic_dims=dynamic_dims)
+    if _is_module(fn) and not fn.training:
+        traced = freeze(traced)
+    else:
+        ir.run_passes(traced.graph)
+    return traced.compile()
+
+
+class ScriptedModule(TracedModule):
+    """An exported model: frozen, optimized and compiled graph, `.graph`, `.code`, `__call__`, `.save(path)`."""
+
+    def save(self, path):
+        """Write the model to a `.tj` file (atomically); returns a dict with the file size and planned peak
+        memory."""
+        from ..runtime import tjfile
+
+        return tjfile.save(path, self.graph)
+
+
+def script(model, *example_inputs, dynamic_dims=None, strict=False):
+    """Export `model` for the runtime: trace it on `example_inputs`, freeze, optimize and compile.
+
+    The result runs natively, and `.save("model.tj")` writes the file `tracejit.load` and `tracejit-run`
+    run. Data-dependent Python control flow is not captured by tracing: such branches are reported as
+    hazards (an error with `strict=True`)."""
+    if not example_inputs:
+        raise TypeError("tracejit.script needs example inputs: script(model, x, ...) traces the model on them")
+    if _is_module(model) and model.training:
+        raise TracingError("tracejit.script: the model is in training mode; call model.eval() first so dropout and "
+                           "batch norm export their inference behaviour")
+    traced = trace(model, tuple(example_inputs), strict=strict, dynamic_dims=dynamic_dims)
+    frozen = freeze(traced) if _is_module(model) else traced
+    if frozen is traced:
+        ir.run_passes(frozen.graph)
+    scripted = ScriptedModule(frozen.graph, frozen._in_spec, frozen._out_spec, [], frozen.hazards)
+    return scripted.compile()
 
 
 def _check(traced, fn, args, rtol, atol):
