@@ -576,3 +576,16 @@ def test_out_of_range_indices_raise(expr):
     for m in (torch, tj):
         with pytest.raises((IndexError, RuntimeError)):
             eval(expr, {"m": m, "x": m.arange(12.0).reshape(3, 4)})
+
+
+def test_isclose_allclose_equal_match_torch():
+    torch = pytest.importorskip("torch")
+    vals = [1.0, 1.0 + 1e-7, float("nan"), float("inf"), -float("inf"), 2.0, 0.0, -0.0]
+    other = [1.0, 1.0, float("nan"), float("inf"), float("inf"), 2.1, 1e-9, 0.0]
+    for equal_nan in (False, True):
+        for rtol, atol in ((1e-5, 1e-8), (0.1, 0.0)):
+            got = tj.isclose(tj.tensor(vals), tj.tensor(other), rtol=rtol, atol=atol, equal_nan=equal_nan)
+            want = torch.isclose(torch.tensor(vals), torch.tensor(other), rtol=rtol, atol=atol, equal_nan=equal_nan)
+            assert got.tolist() == want.tolist()
+    assert tj.allclose(tj.ones(3), tj.ones(3) + 1e-9) and not tj.allclose(tj.ones(3), tj.zeros(3))
+    assert tj.equal(tj.ones(2), tj.ones(2)) and not tj.equal(tj.ones(2), tj.ones(3))

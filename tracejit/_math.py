@@ -11,6 +11,8 @@ its dtype, as in PyTorch.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops
 from ._tensor import _FAST, Tensor, _operand, dispatch
 
@@ -199,7 +201,31 @@ def lerp(input, end, weight):
     return add(input, FUNCTIONS["mul"](sub(end, input), weight))
 
 
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """PyTorch's isclose: |input - other| <= atol + rtol * |other|, or equal (infinities included)."""
+    F = FUNCTIONS
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is nan here on purpose
+        diff = F["abs"](sub(input, other))
+    close = F["le"](diff, add(F["mul"](F["abs"](other), rtol), atol))
+    close = F["logical_and"](close, F["isfinite"](other))  # an infinity is close only to itself
+    close = F["logical_or"](close, F["eq"](input, other))
+    if equal_nan:
+        close = F["logical_or"](close, F["logical_and"](F["isnan"](input), F["isnan"](other)))
+    return close
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether every element of `input` is close to `other` (a Python bool)."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).all().item())
+
+
+def equal(input, other):
+    """True when both tensors have the same shape and elements."""
+    return tuple(input.shape) == tuple(other.shape) and bool(FUNCTIONS["eq"](input, other).all().item())
+
+
 FUNCTIONS.update(
+    isclose=isclose, allclose=allclose, equal=equal,
     add=add, sub=sub, subtract=sub, rsub=rsub, div=div, divide=div, true_divide=true_divide,
     floor_divide=floor_divide, round=round, clamp=clamp, clip=clamp, clamp_min=clamp_min, clamp_max=clamp_max,
     where=where, masked_fill=masked_fill, multiply=FUNCTIONS["mul"], negative=FUNCTIONS["neg"],

@@ -2,6 +2,10 @@
 
 Layer rule: `codegen` imports `ir` and below, never `runtime` or the front end.
 
-`llvm_cpu.lower_group` compiles a `prim::FusionGroup` of elementwise float ops into one
-vectorized native loop (llvmlite, O3 for the host CPU, MCJIT).
+- `llvm_cpu`: a `prim::FusionGroup` (elementwise ops of any dtype, row-wise and trailing
+  reductions, softmax) becomes one native function (llvmlite, O3 for the host CPU, MCJIT),
+  specialized for its input strides and split across threads when large;
+- `llvm_math`: vectorizable transcendentals emitted as IR, with tested error bounds;
+- `blas`: matrix products and convolution through the CBLAS numpy ships, fused epilogues;
+- `cache`: compiled object code on disk, keyed by a hash of IR, target and versions.
 """

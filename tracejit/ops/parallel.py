@@ -67,6 +67,12 @@ def _get_pool():
     return _pool
 
 
+def pool():
+    """The shared worker pool (created on first use); its threads are named `tracejit-op...`, and work
+    already running on one of them should not wait on the pool (run it inline instead)."""
+    return _get_pool()
+
+
 def _block(arr, out_ndim, lo, hi):
     """The rows [lo, hi) of an operand as it broadcasts against an output of `out_ndim` dims."""
     if not isinstance(arr, np.ndarray) or arr.ndim < out_ndim or arr.shape[0] == 1:

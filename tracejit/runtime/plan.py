@@ -372,6 +372,8 @@ class _GroupStep:
 def _kernel_arg(a):
     if isinstance(a, np.ndarray):
         return a
+    if isinstance(a, bool):
+        return np.asarray(a, np.bool_)
     return np.asarray(a, np.float64 if isinstance(a, float) else np.int64)
 
 
