@@ -107,3 +107,14 @@ def test_interpreter_mode_for_checking():
     _, example, frozen = _frozen("cnn")
     x = example.numpy()
     np.testing.assert_array_equal(Plan(frozen.graph, native=False).run(x)[0], ir.run(frozen.graph, x)[0])
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [(2, 2, 1), (3, 1, 1), (3, 2, 2), ((2, 3), (1, 2), 1)])
+def test_max_pool_without_indices_matches_the_registry(kernel, stride, dilation):
+    pool = tj.nn.MaxPool2d(kernel, stride, dilation=dilation)
+    x = tj.randn(2, 3, 9, 10)
+    x[0, 0, 0, 0] = float("nan")
+    frozen = tj.freeze(tj.trace(pool, x, check_trace=False))
+    got = Plan(frozen.graph).run(x.numpy())[0]
+    np.testing.assert_array_equal(got, ir.run(frozen.graph, x.numpy())[0])
+    assert np.isnan(got[0, 0]).any()

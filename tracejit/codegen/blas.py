@@ -435,8 +435,8 @@ def linear(x, weight, bias=None, activation=None, out=None):
 
 # ---- conv2d ---------------------------------------------------------------------------------------------
 
-# A chunk of images shares one column buffer of about this size, small enough to stay in L2 between the
-# im2col copy and the product.
+# A chunk of images shares a column buffer (and product buffer) of about this size, small enough to stay
+# in L2 from the im2col copy through the product to the copy into out.
 _CHUNK_BYTES = 1 << 21
 # Per-image products of fewer multiply-adds than this (few input channels) share one product per chunk.
 _DIRECT_MIN_MACS = 1 << 20
@@ -529,7 +529,9 @@ class Conv2dKernel:
         kb, length = k_g + (bias is not None), oh * row
         self._packed = np.empty((g, co_g, kb), dtype)
         self._packed[..., :k_g] = weight.reshape(g, co_g, k_g)
-        nb = max(1, min(n, _CHUNK_BYTES // (g * kb * length * dtype.itemsize)))
+        self._direct = not wide and (n == 1 or co_g * kb * length >= _DIRECT_MIN_MACS)
+        per_image = (g * kb + (0 if self._direct else c_out)) * length * dtype.itemsize  # columns (+ product)
+        nb = max(1, min(n, _CHUNK_BYTES // per_image))
         self._cols = np.empty((g, kb, nb, length), dtype)
         if bias is not None:
             self._packed[..., k_g] = bias.reshape(g, co_g)
@@ -539,7 +541,6 @@ class Conv2dKernel:
         self._gemm = self.backend.gemm_raw.get(dtype)
         if max(g * kb * nb * length, n * c_out * length) > self.backend.max_dim:
             self._gemm = None
-        self._direct = not wide and (n == 1 or co_g * kb * length >= _DIRECT_MIN_MACS)
         # (groups, C/groups, kh, kw, images, oh, row) element strides of the windows in an (N, C, hp, wp) input
         # and of their places in the column buffer; a wide row reads on past ow into the next window row.
         self._window_strides = (c_group * hp * wp, hp * wp, dh * wp, dw, c * hp * wp, sh * wp, 1 if wide else sw)

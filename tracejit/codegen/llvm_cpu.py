@@ -1439,13 +1439,20 @@ class Kernel:
     """
 
     def __init__(self, spec, engine, address, llvm_ir):
-        self.spec, self.llvm_ir, self._engine = spec, llvm_ir, engine
+        self.spec, self._llvm_ir, self._engine = spec, llvm_ir, engine
         self.out_shapes, self.out_dtypes, self.in_strides = spec.out_shapes, spec.out_dtypes, spec.in_strides
         n_ptr = len(spec.out_shapes) + len(spec.in_shapes)
         proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_ptr), ctypes.c_int64, ctypes.c_int64)
         self._fn = proto(address)
         self._range = spec.range_size
         self._parallel = spec.work >= PARALLEL_WORK and spec.range_size > 1
+
+    @property
+    def llvm_ir(self):
+        """The optimized IR text (recomputed on request for kernels loaded from the disk cache)."""
+        if self._llvm_ir is None:
+            self._llvm_ir = str(_optimized(self.spec.llvm_ir, _target_machine()))
+        return self._llvm_ir
 
     def run(self, outs, ins):
         """Write the outputs into `outs` (preallocated C-contiguous arrays) from `ins` (arrays with the
@@ -1509,8 +1516,21 @@ def _strides_match(arr, strides):
 
 
 def compile_spec(spec):
-    """A `Kernel` from a `KernelSpec` (JIT-compiled now)."""
-    engine, address, text = _compile_module(spec.llvm_ir)
+    """A `Kernel` from a `KernelSpec`: object code from the disk cache (`tracejit.codegen.cache`) when an
+    entry for this IR, target and compiler exists, else compiled now and stored there."""
+    from tracejit.codegen import cache
+
+    key = cache.cache_key(spec.llvm_ir, host_target())
+    obj = cache.get(key)
+    if obj is not None:
+        try:
+            engine, address = load_object(obj)
+            return Kernel(spec, engine, address, None)
+        except Exception:  # noqa: BLE001 - an unusable entry is a miss: compile and replace it
+            pass
+    obj, text = emit_object(spec.llvm_ir)
+    cache.put(key, obj)
+    engine, address = load_object(obj)
     return Kernel(spec, engine, address, text)
 
 

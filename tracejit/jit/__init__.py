@@ -237,7 +237,7 @@ class ScriptedModule(TracedModule):
         memory."""
         from ..runtime import tjfile
 
-        return tjfile.save(path, self.graph)
+        return tjfile.save_graph(path, self.graph)
 
 
 def script(model, *example_inputs, dynamic_dims=None, strict=False):

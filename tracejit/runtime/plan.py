@@ -199,7 +199,8 @@ class _Program:
         self.n_slots = len(slot)
         self.template = [template.get(i) for i in range(self.n_slots)]
         self._plan_buffers(graph, slot, steps)
-        self.steps = [_make_step(node, ins, outs, self.buffer_of, self.epilogues.get(node))
+        consts = {i: v for i, v in template.items()}
+        self.steps = [_make_step(node, ins, outs, self.buffer_of, self.epilogues.get(node), consts)
                       for node, ins, outs in steps]
         self._local = threading.local()
 
@@ -283,12 +284,12 @@ def _out_array(slot, value, buffer_of, bufs):
     return bufs[b]
 
 
-def _make_step(node, ins, outs, buffer_of, epilogue=None):
+def _make_step(node, ins, outs, buffer_of, epilogue=None, consts=None):
     if node.op == "prim::FusionGroup":
         return _GroupStep(node, ins, outs, buffer_of)
     special = _BLAS_STEPS.get(node.op)
     if special is not None:
-        step = special(node, ins, outs, buffer_of, epilogue)
+        step = special(node, ins, outs, buffer_of, epilogue, consts or {})
         if step is not None:
             return step
     step = _op_step(node, ins, outs)
@@ -435,4 +436,115 @@ def _fuse_epilogues(graph):
     return epilogues
 
 
-_BLAS_STEPS = {}
+_FLOAT_NP = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _const_arg(consts, ins, i):
+    """(is constant, value) of input i: absent trailing inputs count as a constant None."""
+    if i >= len(ins):
+        return True, None
+    if ins[i] in consts:
+        return True, consts[ins[i]]
+    return False, None
+
+
+def _linear_step(node, ins, outs, buffer_of, epilogue, consts):
+    from tracejit.codegen import blas
+
+    ok_w, weight = _const_arg(consts, ins, 1)
+    ok_b, bias = _const_arg(consts, ins, 2)
+    t = node.inputs[0].type
+    if not (ok_w and ok_b and isinstance(weight, np.ndarray) and weight.ndim == 2 and weight.dtype in _FLOAT_NP
+            and isinstance(t, TensorType) and t.dtype is not None and t.dtype.np == weight.dtype):
+        return None
+    if bias is not None and (not isinstance(bias, np.ndarray) or bias.dtype != weight.dtype):
+        return None
+    kernel = blas.LinearKernel(weight, bias, activation=epilogue)
+    x, out, value = ins[0], outs[0], node.outputs[0]
+
+    def linear(env, bufs):
+        env[out] = kernel(env[x], _out_array(out, value, buffer_of, bufs))
+
+    return linear
+
+
+def _conv2d_step(node, ins, outs, buffer_of, epilogue, consts):
+    from tracejit.codegen import blas
+
+    ok_w, weight = _const_arg(consts, ins, 1)
+    ok_b, bias = _const_arg(consts, ins, 2)
+    t = node.inputs[0].type
+    if not (ok_w and ok_b and isinstance(weight, np.ndarray) and weight.ndim == 4 and weight.dtype in _FLOAT_NP
+            and isinstance(t, TensorType) and t.shape is not None and len(t.shape) == 4
+            and t.dtype is not None and t.dtype.np == weight.dtype):
+        return None
+    if bias is not None and (not isinstance(bias, np.ndarray) or bias.dtype != weight.dtype):
+        return None
+    a = node.attrs
+    args = dict(stride=a.get("stride", 1), padding=a.get("padding", 0), dilation=a.get("dilation", 1),
+                groups=a.get("groups", 1), activation=epilogue)
+    try:
+        blas.Conv2dKernel(tuple(t.shape), weight, bias, **args)
+    except (ValueError, TypeError):
+        return None
+    local = threading.local()  # a conv kernel owns its column buffers: one per thread
+    x, out, value = ins[0], outs[0], node.outputs[0]
+
+    def conv2d(env, bufs):
+        kernel = getattr(local, "kernel", None)
+        if kernel is None:
+            kernel = local.kernel = blas.Conv2dKernel(tuple(t.shape), weight, bias, **args)
+        env[out] = kernel(env[x], _out_array(out, value, buffer_of, bufs))
+
+    return conv2d
+
+
+def _matmul_step(node, ins, outs, buffer_of, epilogue, consts):
+    from tracejit.codegen import blas
+
+    ta, tb = node.inputs[0].type, node.inputs[1].type
+    if not all(isinstance(t, TensorType) and t.shape is not None and t.dtype is not None and 2 <= len(t.shape) <= 3
+               and t.dtype.np in _FLOAT_NP for t in (ta, tb)) or ta.dtype is not tb.dtype:
+        return None
+    if len(ta.shape) != len(tb.shape):
+        return None
+    a, b_, out, value = ins[0], ins[1], outs[0], node.outputs[0]
+
+    def matmul(env, bufs):
+        env[out] = blas.matmul(env[a], env[b_], out=_out_array(out, value, buffer_of, bufs))
+
+    return matmul
+
+
+def _max_pool2d_step(node, ins, outs, buffer_of, epilogue, consts):
+    """Max pooling when its indices are unused (inference): the running maximum over the kernel's offsets as
+    strided views, a few whole-array ufunc calls instead of a windowed argmax. NaN wins, as in PyTorch."""
+    a = node.attrs
+    t, value = node.inputs[0].type, node.outputs[0]
+    if node.outputs[1].uses or tuple(a.get("padding", (0, 0))) != (0, 0) or not isinstance(t, TensorType):
+        return None
+    if t.shape is None or len(t.shape) != 4 or value.type.shape is None or t.dtype is None:
+        return None
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel_size"], a["stride"], a.get("dilation", (1, 1))
+    oh, ow = value.type.shape[2:]
+    if (oh - 1) * sh + (kh - 1) * dh >= t.shape[2] or (ow - 1) * sw + (kw - 1) * dw >= t.shape[3]:
+        return None  # ceil_mode windows that run past the edge
+    offsets = [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
+    x, out = ins[0], outs[0]
+
+    def max_pool2d(env, bufs):
+        src = env[x]
+        dst = np.empty(value.type.shape, src.dtype)
+        for k, (i, j) in enumerate(offsets):
+            win = src[:, :, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+            if k == 0:
+                np.copyto(dst, win)
+            else:
+                np.maximum(dst, win, out=dst)
+        env[out] = dst
+
+    return max_pool2d
+
+
+_BLAS_STEPS = {"tj::linear": _linear_step, "tj::conv2d": _conv2d_step, "tj::matmul": _matmul_step,
+               "tj::max_pool2d": _max_pool2d_step}
