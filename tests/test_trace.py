@@ -216,3 +216,20 @@ def test_in_place_updates_of_buffers_stay_in_the_graph():
 def test_numpy_of_a_traced_value_is_a_hazard():
     with pytest.warns(TraceHazardWarning, match="numpy"):
         tj.trace(lambda x: x * float((x * 2).numpy().sum()), tj.ones(2), check_trace=False)
+
+
+def test_flatten_and_view_keep_the_symbolic_batch():
+    class Net(tj.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = tj.nn.Linear(12, 2)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1)) + self.fc(x.view(x.size(0), -1)) + x.reshape(-1, 12).sum(1, keepdim=True)
+
+    net = Net().eval()
+    traced = tj.trace(net, tj.randn(5, 3, 4), dynamic_dims={"x": {0: "N"}})
+    assert "Float(N, 12)" in traced.code and "Float(5" not in traced.code
+    for n in (1, 9):
+        x = tj.randn(n, 3, 4)
+        np.testing.assert_allclose(traced(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -166,6 +166,8 @@ class Tracer:
             return
         ins = [self.value_of(a) for a in args]
         results = result if isinstance(result, tuple) else (result,)
+        if self.symbolic and op.name in ("tj::view", "tj::reshape"):
+            attrs = self._symbolic_reshape(args[0], attrs, results[0])
         node = self.graph.create(op.name, ins, self._out_types(op, args, attrs, results),
                                  attrs={k: (str(v) if k == "device" and v is not None else v)
                                         for k, v in attrs.items() if k != "device" or v is not None},
@@ -175,6 +177,33 @@ class Tracer:
             self.values[id(r)] = (r, v)
         if out is not None:  # in place: from now on the target stands for the new value
             self.values[id(out)] = (out, node.outputs[0])
+
+    def _symbolic_reshape(self, x, attrs, result):
+        """A reshape of a tensor with one symbolic dim keeps the symbol: the output dim that carries it (its
+        example size, with the other dims accounting for the rest) is recorded as -1, as `flatten(1)` or
+        `view(x.size(0), -1)` mean it. Anything else keeps the example's sizes (and check_trace judges it)."""
+        shape, concrete = self._shape_of(x), tuple(x.shape)
+        syms = [i for i, d in enumerate(shape) if isinstance(d, str)]
+        if len(syms) != 1:
+            return attrs
+        n = concrete[syms[0]]
+        fixed = 1
+        for i, d in enumerate(concrete):
+            if i != syms[0]:
+                fixed *= d
+        out = tuple(result.shape)
+        candidates = []
+        for j, d in enumerate(out):
+            rest = 1
+            for i, e in enumerate(out):
+                if i != j:
+                    rest *= e
+            if d == n and rest == fixed:
+                candidates.append(j)
+        if not candidates:
+            return attrs
+        j = syms[0] if syms[0] in candidates else candidates[0]
+        return {**attrs, "shape_attr": out[:j] + (-1,) + out[j + 1:]}
 
     def hazard(self, tensor, what, value, loc=None):
         if tensor is not None:

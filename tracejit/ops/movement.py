@@ -88,9 +88,29 @@ def _unsqueeze_strides(shape, strides, dim=0):
 
 
 def _view_shape(shapes, shape_attr=None, **_):
-    if R.numel(shapes[0]) != R.numel(shape_attr):
-        raise ShapeError(f"shape {R.fmt_shape(shape_attr)} is invalid for input of size {R.numel(shapes[0])}")
-    return tuple(shape_attr)
+    """The target shape; one -1 takes what is left. With a symbolic input (traced with dynamic dims) the
+    -1 stands for the input's one symbol when the other dims account for all its concrete sizes."""
+    shape, target = tuple(shapes[0]), tuple(shape_attr)
+    symbols = [d for d in shape if isinstance(d, str)]
+    holes = [j for j, d in enumerate(target) if d == -1]
+    if len(holes) > 1:
+        raise ShapeError(f"only one dimension can be inferred; got shape {R.fmt_shape(target)}")
+    rest = R.numel([d for d in target if d != -1])
+    if symbols:
+        fixed = R.numel([d for d in shape if not isinstance(d, str)])
+        if len(symbols) == 1 and holes and rest == fixed:
+            return target[:holes[0]] + (symbols[0],) + target[holes[0] + 1:]
+        if sorted(d for d in target if isinstance(d, str)) == sorted(symbols) and rest == fixed:
+            return target
+        raise ShapeError(f"shape {R.fmt_shape(target)} cannot be checked against symbolic input {R.fmt_shape(shape)}")
+    total = R.numel(shape)
+    if holes:
+        if rest == 0 or total % rest:
+            raise ShapeError(f"shape {R.fmt_shape(target)} is invalid for input of size {total}")
+        return target[:holes[0]] + (total // rest,) + target[holes[0] + 1:]
+    if total != rest:
+        raise ShapeError(f"shape {R.fmt_shape(target)} is invalid for input of size {total}")
+    return target
 
 
 register("tj::view", ("self",), lambda xp, x, shape_attr: x.reshape(shape_attr), _view_shape, R.same,
