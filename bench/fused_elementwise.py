@@ -1,5 +1,6 @@
 """A chain of 8 elementwise ops on 1M float32 elements: tracejit eager, tracejit traced and
-compiled (one fused LLVM loop), numpy, and torch eager."""
+compiled (one fused LLVM loop), numpy, and torch eager; interleaved rounds, medians
+(`bench.harness.interleaved_medians`), so one library's idle worker threads do not slow the next."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 
 import tracejit as tj
 
-from .harness import best_time, print_table
+from .harness import cpu_snapshot, interleaved_medians, others_note, print_table
 
 
 def chain(x, y, lib):
@@ -22,15 +23,18 @@ def run(torch=None):
     x, y = tj.from_numpy(xn), tj.from_numpy(yn)
     compiled = tj.freeze(tj.trace(lambda a, b: chain(a, b, tj), (x, y))).compile()
     np.testing.assert_allclose(compiled(x, y).numpy(), chain(xn, yn, np), rtol=1e-5)
-    times = {
-        "tracejit": best_time(lambda: compiled(x, y)),
-        "tj eager": best_time(lambda: chain(x, y, tj)),
-        "numpy": best_time(lambda: chain(xn, yn, np)),
+    fns = {
+        "tracejit": lambda: compiled(x, y),
+        "tj eager": lambda: chain(x, y, tj),
+        "numpy": lambda: chain(xn, yn, np),
     }
-    peers = ["tj eager", "numpy"]
     if torch is not None:
         xt, yt = torch.from_numpy(xn), torch.from_numpy(yn)
-        times["torch"] = best_time(lambda: chain(xt, yt, torch))
-        peers.append("torch")
+        fns["torch"] = lambda: chain(xt, yt, torch)
+    since = cpu_snapshot()
+    times = interleaved_medians(fns)
     print_table("fused elementwise chain, 1M float32 (tracejit = traced, frozen, compiled)",
-                [("8-op chain", times)], peers)
+                [("8-op chain", times)], [p for p in fns if p != "tracejit"])
+    note = others_note(since)
+    if note:
+        print(f"  {note}")

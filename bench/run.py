@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import platform
 
@@ -15,6 +16,8 @@ WORKLOADS = {
     "eager_ops": "bench.eager_ops",
     "train_mlp": "bench.train_mlp",
     "fused_elementwise": "bench.fused_elementwise",
+    "compiled_inference": "bench.compiled_inference",
+    "startup": "bench.startup",
 }
 
 
@@ -22,6 +25,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("workloads", nargs="*", metavar="workload", help=f"one or more of: {', '.join(WORKLOADS)}")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    p.add_argument("--quick", action="store_true", help="fewer rounds and shorter loops (compiled_inference, startup)")
+    p.add_argument("--skip", action="append", default=[], metavar="CANDIDATE",
+                   help="leave a candidate out, e.g. --skip torch.compile (compiled_inference)")
     args = p.parse_args(argv)
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
@@ -38,8 +44,11 @@ def main(argv=None):
 
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores; numpy {np.__version__}"
           + (f"; torch {torch.__version__}" if torch is not None else ""))
+    options = {"quick": args.quick, "skip": tuple(args.skip)}
     for name in args.workloads or list(WORKLOADS):
-        importlib.import_module(WORKLOADS[name]).run(torch=torch)
+        run = importlib.import_module(WORKLOADS[name]).run
+        accepted = inspect.signature(run).parameters
+        run(torch=torch, **{k: v for k, v in options.items() if k in accepted})
 
 
 if __name__ == "__main__":
