@@ -166,10 +166,14 @@ class _Emitter:
         return self.sel(self.cmp("<", x, hi), x, hi)
 
     def poly(self, x, coefs):
-        """Horner's rule, highest degree first."""
+        """Horner's rule, highest degree first. Each step may contract into one fused multiply-add where the
+        CPU has one (one rounding instead of two: never less accurate, and half the instructions)."""
         p = self.c(coefs[0])
         for k in coefs[1:]:
-            p = self.add(self.mul(p, x), k)
+            m = self.mul(p, x)
+            m.flags.append("contract")
+            p = self.add(m, k)
+            p.flags.append("contract")
         return p
 
     def poly1(self, x, coefs):
