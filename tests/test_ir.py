@@ -432,3 +432,25 @@ def test_verify_checks_each_op_dtype_rule_and_scalar_operands():
         verify(parse(bad_shape))
     ok = bad_dtype.replace("Long(2) = tj::add", "Float(2) = tj::add")
     verify(parse(ok))
+
+
+def test_shipped_parse_tables_are_current_and_parse_like_a_fresh_parser():
+    import json
+
+    from tracejit.ir import parser as P
+
+    with open(P.TABLES_PATH, encoding="utf-8") as f:
+        saved = json.load(f)
+    assert saved["key"] == P._tables_key(), "regenerate: python -c 'from tracejit.ir.parser import write_tables; ...'"
+    loaded = P._load_tables()
+    assert loaded is not None
+    import pathlib
+
+    for path in sorted(pathlib.Path(__file__).parent.joinpath("golden").glob("*.tjir")):
+        text = path.read_text()
+        with P._LOCK:
+            P._PARSER = loaded
+        a = str(P.parse(text))
+        with P._LOCK:
+            P._PARSER = P._build()
+        assert str(P.parse(text)) == a == text

@@ -12,7 +12,9 @@ graph parses quickly.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 
 from lark import Lark, Transformer
@@ -286,12 +288,60 @@ _PARSER = None
 _LOCK = threading.Lock()
 
 
+_OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True}
+# The LALR tables of GRAMMAR as lark serializes them (plain JSON, no pickle): loading them takes ~4 ms
+# where building them takes ~35 ms, which matters to the runtime's start-up. After changing the
+# grammar, regenerate them with `python -c "from tracejit.ir.parser import write_tables; write_tables()"`
+# (tests/test_ir.py fails until then); stale or unreadable tables are ignored.
+TABLES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parser_tables.json")
+
+
+def _tables_key():
+    import lark
+
+    text = json.dumps([GRAMMAR, _OPTIONS, lark.__version__], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_tables():
+    try:
+        with open(TABLES_PATH, encoding="utf-8") as f:
+            saved = json.load(f)
+        if saved.get("key") != _tables_key():
+            return None
+        data = saved["data"]
+        tables = data["parser"]["parser"]
+        # JSON object keys are strings; lark numbers tokens and states by int
+        tables["tokens"] = {int(k): v for k, v in tables["tokens"].items()}
+        tables["states"] = {int(k): {int(t): a for t, a in row.items()} for k, row in tables["states"].items()}
+        parser = Lark.__new__(Lark)
+        parser._load({"data": data, "memo": {int(k): v for k, v in saved["memo"].items()}}, transformer=_BUILDER)
+        return parser
+    except Exception:  # noqa: BLE001 - the tables are only a shortcut: build them instead
+        return None
+
+
+def _build():
+    return Lark(GRAMMAR, transformer=_BUILDER, **_OPTIONS)
+
+
+def write_tables(path=TABLES_PATH):
+    """Save the parse tables of the current grammar (for this lark version) as JSON."""
+    from lark.grammar import Rule
+    from lark.lexer import TerminalDef
+
+    data, memo = Lark(GRAMMAR, **_OPTIONS).memo_serialize([TerminalDef, Rule])
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"key": _tables_key(), "data": data, "memo": memo}, f, separators=(",", ":"))
+        f.write("\n")
+
+
 def _parser():
     global _PARSER
     if _PARSER is None:
         # lark binds an inline transformer when the parser is built, so one parser shares one
         # builder whose state is reset per parse (under a lock) instead of rebuilding the tables.
-        _PARSER = Lark(GRAMMAR, parser="lalr", lexer="contextual", maybe_placeholders=True, transformer=_BUILDER)
+        _PARSER = _load_tables() or _build()
     return _PARSER
 
 
@@ -368,3 +418,4 @@ def _describe(e):
 
 
 __all__ = ["IRParseError", "parse"]
+
