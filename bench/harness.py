@@ -10,18 +10,9 @@ import time
 
 def best_time(fn, *, min_time=0.2, repeat=5):
     """Seconds per call of `fn()`: calibrated loop count, best of `repeat` rounds."""
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time / repeat or n >= 1 << 24:
-            break
-        n *= 4
-    best = dt / n
-    for _ in range(repeat - 1):
+    n = _loop_count(fn, min_time / repeat)
+    best = float("inf")
+    for _ in range(repeat):
         t0 = time.perf_counter()
         for _ in range(n):
             fn()
