@@ -1,0 +1,759 @@
+"""CUDA C code generation: each elementwise `prim::FusionGroup` becomes one CUDA C kernel source.
+
+`CUDA_EXPR` maps registry op names (the keys of `llvm_cpu.LOWER`) to one C expression per op, and
+the semantics are the CPU backend's: no fast math (nan, inf and -0.0 as numpy has them; maximum,
+minimum and relu propagate nan), integer arithmetic wraps, float16 is stored as IEEE half and
+computed in float, each op's result rounded to half. Groups holding reductions, ops the table
+lacks, symbolic shapes or unsupported dtypes are refused: `emit_group` returns None.
+
+Kernel ABI (one source; `nvrtc.compile_ptx` turns it into PTX)::
+
+    extern "C" __global__ void kernel(T0* __restrict__ out_0, ..., const U0* __restrict__ in_0, ...,
+                                      long long n)
+
+- `out_j`: a C-contiguous buffer of `out_shapes[j]` / `out_dtypes[j]`, only written.
+- `in_i`, tensor param: the address of element [0, ..., 0] of an array of `in_shapes[i]` /
+  `in_dtypes[i]` whose element strides are `in_strides[i]` (baked into the code as constants;
+  zero and negative strides are fine). Scalar param: passed by value as `double`, `long long` or
+  `bool` (IR `float`, `int`, `bool`).
+- `n`: the number of output elements. A grid-stride loop covers `[0, n)` with any launch shape.
+- Element storage: bool is one byte (`unsigned char`, 0 or 1); float16 is IEEE half held in an
+  `unsigned short` and converted with PTX `cvt` (no CUDA headers are needed, so the NVRTC wheel
+  alone compiles every kernel).
+
+    >>> from tracejit.ir import parse
+    >>> g = parse("graph(%x : Float(4)):\\n  %1 : Float(4) = prim::FusionGroup(%x)\\n"
+    ...           "    block0(%a : Float(4)):\\n      %b : Float(4) = tj::neg(%a)\\n"
+    ...           "      %c : Float(4) = tj::relu(%b)\\n      -> (%c)\\n  return (%1)\\n")
+    >>> k = emit_group(g.body.nodes[0])
+    >>> k.name, k.out_shapes, k.out_dtypes, "__global__" in k.source
+    ('kernel', ((4,),), (dtype('float32'),), True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracejit import dtypes as D
+from tracejit import ops
+from tracejit.ir.types import BoolType, FloatType, IntType, TensorType
+from tracejit.ops.rules import broadcast_shapes, contiguous_strides
+
+KERNEL_NAME = "kernel"
+
+# How values are held while computing (float16 in float) and how they are stored.
+_HELD = {D.bool_: "bool", D.int8: "signed char", D.int16: "short", D.int32: "int", D.int64: "long long",
+         D.float16: "float", D.float32: "float", D.float64: "double"}
+_STORED = {**_HELD, D.bool_: "unsigned char", D.float16: "unsigned short"}
+_UNSIGNED = {D.int8: "unsigned char", D.int16: "unsigned short", D.int32: "unsigned int",
+             D.int64: "unsigned long long"}
+_BITS = {D.int8: 8, D.int16: 16, D.int32: 32, D.int64: 64}
+# Scalar params: IR type -> (C parameter type, the dtype it holds, a stand-in value for dtype rules)
+_SCALARS = {FloatType: ("double", D.float64, 0.0), IntType: ("long long", D.int64, 0),
+            BoolType: ("bool", D.bool_, False)}
+# Positions where the registry reads a Python float at float32 precision against a float16 tensor (as llvm_cpu)
+_HALF_OPMATH = {"tj::mul": (0, 1), "tj::div": (1,)}
+
+# Shared by every kernel of a translation unit (guarded, so several kernels can share one source).
+PRELUDE = r"""#ifndef TRACEJIT_PRELUDE
+#define TRACEJIT_PRELUDE
+__device__ __forceinline__ float tj_h2f(unsigned short h) {
+  float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f;
+}
+__device__ __forceinline__ unsigned short tj_f2h(float f) {
+  unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h;
+}
+__device__ __forceinline__ unsigned short tj_d2h(double d) {
+  unsigned short h; asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d)); return h;
+}
+__device__ __forceinline__ float tj_round_half(float x) { return tj_h2f(tj_f2h(x)); }
+__device__ __forceinline__ float tj_round_half(double x) { return tj_h2f(tj_d2h(x)); }
+template <typename T> __device__ __forceinline__ T tj_max(T x, T y) { return (x != x || x > y) ? x : y; }
+template <typename T> __device__ __forceinline__ T tj_min(T x, T y) { return (x != x || x < y) ? x : y; }
+template <typename T> __device__ __forceinline__ T tj_remainder(T x, T y) {
+  T mod = fmod(x, y);
+  if (mod != T(0) && ((y < T(0)) != (mod < T(0)))) mod += y;
+  return mod == T(0) ? copysign(T(0), y) : mod;
+}
+template <typename T> __device__ __forceinline__ T tj_floor_divide(T x, T y) {
+  if (y == T(0)) return x / y;
+  T mod = fmod(x, y);
+  T div = (x - mod) / y;
+  if (mod != T(0) && ((y < T(0)) != (mod < T(0)))) div -= T(1);
+  if (div == T(0)) return copysign(T(0), x / y);
+  T fl = floor(div);
+  if (div - fl > T(0.5)) fl += T(1);
+  return fl;
+}
+template <typename T, typename U> __device__ __forceinline__ T tj_ipow(T x, int k) {
+  U r = 1, b = (U)x;
+  while (k) { if (k & 1) r *= b; k >>= 1; if (k) b *= b; }
+  return (T)r;
+}
+template <typename T, typename I> __device__ __forceinline__ I tj_to_int(T x, T lo, T hi, I indefinite) {
+  return (x >= lo && x < hi) ? (I)x : indefinite;
+}
+#endif
+"""
+
+
+class _Refuse(Exception):
+    """The group holds something this backend does not lower; the message says what."""
+
+
+class CValue(str):
+    """A C expression (a `str`) with the dtype it computes; `const` is its Python value when constant."""
+
+    def __new__(cls, text, dtype, const=None):
+        s = super().__new__(cls, text)
+        s.dtype, s.const = dtype, const
+        return s
+
+
+# ---- literals and conversions --------------------------------------------------------------
+
+
+def _int_lit(v, dtype):
+    bits = _BITS.get(dtype, 64)
+    v &= (1 << bits) - 1
+    v = v - (1 << bits) if v >= 1 << (bits - 1) else v
+    if v == -(1 << 63):
+        return "(-9223372036854775807LL - 1)"
+    return f"(({_HELD[dtype]}){v}LL)"
+
+
+def _float_lit(v, dtype):
+    """An exact literal of `v` rounded to float (float16/float32) or double."""
+    single = dtype is not D.float64
+    v = float(np.float32(v)) if single else float(v)
+    if math.isnan(v):
+        return "__int_as_float(0x7fc00000)" if single else "__longlong_as_double(0x7ff8000000000000LL)"
+    if math.isinf(v):
+        inf = "__int_as_float(0x7f800000)" if single else "__longlong_as_double(0x7ff0000000000000LL)"
+        return inf if v > 0 else f"(-{inf})"
+    return f"({v.hex()}{'f' if single else ''})"
+
+
+def _const(value, dtype, float32_scalar=False):
+    """A Python number as a constant of `dtype`, rounded as the registry converts it."""
+    if dtype is D.bool_:
+        return CValue("true" if value else "false", dtype, bool(value))
+    if not dtype.is_floating_point:
+        if isinstance(value, float):
+            raise _Refuse(f"float scalar {value} in an integer op")
+        return CValue(_int_lit(int(value), dtype), dtype, int(value))
+    with np.errstate(all="ignore"):
+        if dtype is D.float16 and not float32_scalar:
+            value = float(np.float16(value))
+    return CValue(_float_lit(value, dtype), dtype, value)
+
+
+def _truth(x):
+    """Python truthiness as a C bool (nan is true)."""
+    return x if x.dtype is D.bool_ else f"({x} != 0)"
+
+
+def _convert(x, dst):
+    """Convert held value `x` to dtype `dst` as numpy's astype does."""
+    src = x.dtype
+    if src is dst or dst is None:
+        return x
+    if dst is D.bool_:
+        return CValue(_truth(x), dst)
+    if src.is_floating_point and not dst.is_floating_point:
+        # nan and out-of-range give the x86 "integer indefinite", as numpy there (and llvm_cpu)
+        wide = D.int64 if dst is D.int64 else D.int32
+        bits = _BITS[wide]
+        lo, hi = _float_lit(-(2.0 ** (bits - 1)), src), _float_lit(2.0 ** (bits - 1), src)
+        held = _HELD[wide]
+        r = f"tj_to_int<{_HELD[src]}, {held}>({x}, {lo}, {hi}, {_int_lit(-(1 << (bits - 1)), wide)})"
+        return CValue(f"(({_HELD[dst]}){r})" if wide is not dst else r, dst)
+    if dst is D.float16:
+        if src is D.float64 or (not src.is_floating_point and src is not D.bool_):
+            return CValue(f"tj_round_half((double){x})", dst)
+        return CValue(f"tj_round_half((float){x})", dst)
+    return CValue(f"(({_HELD[dst]}){x})", dst)
+
+
+# ---- elementwise rules: f(*args as CValue, **attrs) -> C expression or None ------------------
+
+
+def _is_float(x):
+    return x.dtype.is_floating_point
+
+
+def _is_bool(x):
+    return x.dtype is D.bool_
+
+
+def _f(x, name):
+    """The C math function `name` for x's precision: expf for float, exp for double."""
+    return name if x.dtype is D.float64 else name + "f"
+
+
+def _one(x, v=1.0):
+    return _float_lit(v, x.dtype) if _is_float(x) else _int_lit(int(v), x.dtype)
+
+
+def _wrapping(x, op, y):
+    """x op y for integers, wrapping around as numpy does (signed overflow is undefined in C)."""
+    u = _UNSIGNED[x.dtype]
+    return f"(({_HELD[x.dtype]})(({u}){x} {op} ({u}){y}))"
+
+
+def _math(name):
+    def expr(x):
+        return f"{_f(x, name)}({x})" if _is_float(x) else None
+
+    return expr
+
+
+def _sigmoid(x):
+    return f"({_one(x)} / ({_one(x)} + {_f(x, 'exp')}(-{x})))" if _is_float(x) else None
+
+
+def _rsqrt(x):  # two correctly rounded steps, not the ~2 ulp rsqrtf
+    return f"({_one(x)} / {_f(x, 'sqrt')}({x}))" if _is_float(x) else None
+
+
+def _reciprocal(x):
+    return f"({_one(x)} / {x})" if _is_float(x) else None
+
+
+def _atan2(y, x):
+    return f"{_f(y, 'atan2')}({y}, {x})" if _is_float(y) else None
+
+
+def _scaled(y, alpha, compute):
+    if alpha == 1:
+        return y
+    if _is_bool(y) or compute is D.float16:
+        return None
+    if _is_float(y):
+        return f"({y} * {_const(alpha, y.dtype)})"
+    if not isinstance(alpha, int):
+        return None
+    return _wrapping(y, "*", _int_lit(alpha, y.dtype))
+
+
+def _add(x, y, alpha=1, compute=None):
+    y2 = _scaled(y, alpha, compute)
+    if y2 is None:
+        return None
+    if _is_bool(x):
+        return f"({x} || {y2})"
+    return f"({x} + {y2})" if _is_float(x) else _wrapping(x, "+", y2)
+
+
+def _sub(x, y, alpha=1, compute=None):
+    y2 = _scaled(y, alpha, compute)
+    if y2 is None or _is_bool(x):
+        return None
+    return f"({x} - {y2})" if _is_float(x) else _wrapping(x, "-", y2)
+
+
+def _mul(x, y):
+    if _is_bool(x):
+        return f"({x} && {y})"
+    return f"({x} * {y})" if _is_float(x) else _wrapping(x, "*", y)
+
+
+def _neg(x):
+    if _is_bool(x):
+        return None
+    return f"(-{x})" if _is_float(x) else _wrapping(CValue("0", x.dtype), "-", x)
+
+
+def _int_divisor(y):
+    """A nonzero constant integer divisor, else None (the registry raises on zero; runtime divisors refuse)."""
+    return y.const if isinstance(y.const, int) and not isinstance(y.const, bool) and y.const else None
+
+
+def _div(x, y, rounding_mode=None):
+    if rounding_mode is None:
+        return f"({x} / {y})" if _is_float(x) else None
+    if rounding_mode == "trunc":
+        return f"{_f(x, 'trunc')}({x} / {y})" if _is_float(x) else None
+    if rounding_mode != "floor" or _is_bool(x):
+        return None
+    if _is_float(x):
+        return f"tj_floor_divide({x}, {y})"
+    d = _int_divisor(y)
+    if d is None:
+        return None
+    if d == -1:  # INT_MIN / -1 wraps, as negation does
+        return _neg(x)
+    fix = f"({x} % {y} {'<' if d > 0 else '>'} 0)"
+    return f"({x} / {y} - ({fix} ? 1 : 0))"
+
+
+def _remainder(x, y):
+    if _is_bool(x):
+        return None
+    if _is_float(x):
+        return f"tj_remainder({x}, {y})"
+    d = _int_divisor(y)
+    if d is None:
+        return None
+    if d == -1:
+        return _int_lit(0, x.dtype)
+    return f"({x} % {y} + (({x} % {y} {'<' if d > 0 else '>'} 0) ? {y} : 0))"
+
+
+def _fmod(x, y):
+    if _is_bool(x):
+        return None
+    if _is_float(x):
+        return f"{_f(x, 'fmod')}({x}, {y})"
+    d = _int_divisor(y)
+    if d is None:
+        return None
+    return _int_lit(0, x.dtype) if d == -1 else f"({x} % {y})"
+
+
+def _pow(x, y, compute=None):
+    k = y.const
+    if _is_bool(x) or isinstance(k, bool):
+        return None
+    if _is_float(x):
+        if k == 0:
+            return _one(x)
+        if k == 1:
+            return x
+        if k == 2:
+            return f"({x} * {x})"
+        if k == -1:
+            return f"({_one(x)} / {x})"
+        if k == 0.5:  # numpy takes sqrt for float32/64; float16 goes through powf: +0.0 and +inf there
+            r = f"{_f(x, 'sqrt')}({x})"
+            if compute is not D.float16:
+                return r
+            return f"({x} == -__int_as_float(0x7f800000) ? __int_as_float(0x7f800000) : {r} + 0.0f)"
+        return f"{_f(x, 'pow')}({x}, {y})"
+    if not isinstance(k, int) or k < 0 or k > 64:
+        return None
+    return f"tj_ipow<{_HELD[x.dtype]}, {_UNSIGNED[x.dtype]}>({x}, {k})"
+
+
+def _abs(x):
+    if _is_bool(x):
+        return None
+    if _is_float(x):
+        return f"{_f(x, 'fabs')}({x})"
+    return f"({x} < 0 ? {_neg(x)} : {x})"
+
+
+def _sign(x):
+    if _is_bool(x):
+        return x
+    zero = _one(x, 0)  # sign(nan) is 0 and sign(-0.0) is +0.0, as the registry's
+    return f"(({_HELD[x.dtype]})(({zero} < {x}) - ({x} < {zero})))"
+
+
+def _max(x, y):
+    if _is_bool(x):
+        return f"({x} || {y})"
+    return f"tj_max<{_HELD[x.dtype]}>({x}, {y})"
+
+
+def _min(x, y):
+    if _is_bool(x):
+        return f"({x} && {y})"
+    return f"tj_min<{_HELD[x.dtype]}>({x}, {y})"
+
+
+def _relu(x):
+    return None if _is_bool(x) else _max(x, _one(x, 0))
+
+
+def _clamp(x, lo, hi):
+    if lo is not None:
+        x = CValue(_max(x, lo), x.dtype)
+    if hi is not None:
+        x = CValue(_min(x, hi), x.dtype)
+    return x
+
+
+def _int_identity(name):
+    """floor/ceil/trunc/round: a math function on floats, the value itself on integers, none on bool."""
+
+    def expr(x, decimals=0):
+        if decimals or _is_bool(x):
+            return None
+        return f"{_f(x, name)}({x})" if _is_float(x) else x
+
+    return expr
+
+
+def _bool(text):
+    return CValue(text, D.bool_)
+
+
+def _compare(op):
+    def expr(x, y):  # C's float comparisons are numpy's: ordered, except != (true for nan)
+        return _bool(f"({x} {op} {y})")
+
+    return expr
+
+
+def _logical(op):
+    def expr(x, y):
+        return _bool(f"({_truth(x)} {op} {_truth(y)})")
+
+    return expr
+
+
+def _bitwise(op):
+    def expr(x, y):
+        if _is_float(x):
+            return None
+        return _bool(f"(bool)({x} {op} {y})") if _is_bool(x) else f"({x} {op} {y})"
+
+    return expr
+
+
+def _bitwise_not(x):
+    if _is_float(x):
+        return None
+    return _bool(f"(!{x})") if _is_bool(x) else f"(~{x})"
+
+
+def _isnan(x):
+    return _bool(f"isnan({x})" if _is_float(x) else "false")
+
+
+def _isinf(x):
+    return _bool(f"isinf({x})" if _is_float(x) else "false")
+
+
+def _isfinite(x):
+    return _bool(f"isfinite({x})" if _is_float(x) else "true")
+
+
+def _where(cond, x, y):
+    return f"({_truth(cond)} ? {x} : {y})" if x.dtype is y.dtype else None
+
+
+def _masked_fill(x, mask, value):
+    return f"({_truth(mask)} ? {value} : {x})" if value.dtype is x.dtype else None
+
+
+# IR name -> C expression of one elementwise op (keys as llvm_cpu.LOWER). Inputs arrive converted to
+# the op's compute dtype (registry dtype rule and `cast`), bool as C bool, float16 as float. A result
+# without a dtype of its own (a plain str) has its first argument's dtype. Rules that need the
+# compute dtype take it as the keyword `compute`.
+CUDA_EXPR = {
+    "tj::exp": _math("exp"),
+    "tj::expm1": _math("expm1"),
+    "tj::log": _math("log"),
+    "tj::log1p": _math("log1p"),
+    "tj::sigmoid": _sigmoid,
+    "tj::tanh": _math("tanh"),
+    "tj::erf": _math("erf"),
+    "tj::sin": _math("sin"),
+    "tj::cos": _math("cos"),
+    "tj::tan": _math("tan"),
+    "tj::atan2": _atan2,
+    "tj::pow": _pow,
+    "tj::rsqrt": _rsqrt,
+    "tj::reciprocal": _reciprocal,
+    "tj::add": _add,
+    "tj::sub": _sub,
+    "tj::mul": _mul,
+    "tj::div": _div,
+    "tj::remainder": _remainder,
+    "tj::fmod": _fmod,
+    "tj::neg": _neg,
+    "tj::abs": _abs,
+    "tj::relu": _relu,
+    "tj::sign": _sign,
+    "tj::maximum": _max,
+    "tj::minimum": _min,
+    "tj::clamp": _clamp,
+    "tj::sqrt": _math("sqrt"),
+    "tj::floor": _int_identity("floor"),
+    "tj::ceil": _int_identity("ceil"),
+    "tj::trunc": _int_identity("trunc"),
+    "tj::round": _int_identity("rint"),  # numpy's rint: halves to even
+    "tj::eq": _compare("=="),
+    "tj::ne": _compare("!="),
+    "tj::lt": _compare("<"),
+    "tj::le": _compare("<="),
+    "tj::gt": _compare(">"),
+    "tj::ge": _compare(">="),
+    "tj::logical_not": lambda x: _bool(f"(!{_truth(x)})"),
+    "tj::logical_and": _logical("&&"),
+    "tj::logical_or": _logical("||"),
+    "tj::logical_xor": _logical("!="),
+    "tj::bitwise_not": _bitwise_not,
+    "tj::bitwise_and": _bitwise("&"),
+    "tj::bitwise_or": _bitwise("|"),
+    "tj::bitwise_xor": _bitwise("^"),
+    "tj::isnan": _isnan,
+    "tj::isinf": _isinf,
+    "tj::isfinite": _isfinite,
+    "tj::where": _where,
+    "tj::masked_fill": _masked_fill,
+    "tj::to_dtype": lambda x, dtype=None: x,  # the conversion to the node's dtype follows every rule
+}
+_TAKES_COMPUTE = {"tj::add", "tj::sub", "tj::pow"}
+
+
+# ---- kernel source ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """The CUDA C of one group (`PRELUDE` included) and what a caller needs to launch `name`."""
+
+    source: str
+    name: str
+    in_shapes: tuple  # per input: its shape, or None for a scalar param
+    in_dtypes: tuple  # numpy dtypes (scalars: float64, int64 or bool)
+    in_strides: tuple  # per input: element strides baked into the code, or None for a scalar
+    out_shapes: tuple
+    out_dtypes: tuple
+    numel: int  # the `n` to pass: output elements
+
+
+class _Meta:
+    """What dtype rules read from a tensor operand."""
+
+    __slots__ = ("dtype", "ndim")
+
+    def __init__(self, dtype, ndim):
+        self.dtype, self.ndim = dtype, ndim
+
+
+class _Number:
+    """A constant (`value`) or a scalar param (`name`, its C variable) converted per use."""
+
+    def __init__(self, value, name=None):
+        self.value, self.name = value, name
+
+
+def _number(num, dst, float32_scalar=False):
+    if num.name is None:
+        return _const(num.value, dst, float32_scalar)
+    kind = _SCALARS[FloatType if isinstance(num.value, float) else BoolType if isinstance(num.value, bool)
+                    else IntType][1]
+    raw = CValue(num.name, kind)
+    return _convert(raw, D.float32 if dst is D.float16 and float32_scalar else dst)
+
+
+def _shape_of(t):
+    if not isinstance(t, TensorType) or t.shape is None or t.dtype not in _HELD:
+        raise _Refuse(f"type {t} (unknown shape, or a dtype without a CUDA lowering)")
+    if any(not isinstance(d, int) for d in t.shape):
+        raise _Refuse(f"symbolic shape {t}")
+    return tuple(t.shape)
+
+
+def _dtype_rule(op, n, args):
+    metas = []
+    for v, a in zip(n.inputs, args):
+        metas.append(_Meta(a.dtype, len(v.type.shape)) if isinstance(a, CValue) else
+                     a.value if isinstance(a, _Number) else None)
+    try:
+        compute, out = op.dtype_rule(tuple(metas), n.attrs)
+    except (TypeError, ValueError, KeyError) as e:
+        raise _Refuse(f"{n.op}: {e}") from None
+    if out is not n.outputs[0].type.dtype:
+        raise _Refuse(f"{n.op}: the dtype rule gives {out}, the IR says {n.outputs[0].type}")
+    if compute is not None and compute not in _HELD:
+        raise _Refuse(f"{n.op} computes in {compute}")
+    return compute, out
+
+
+def _node_expr(n, env, lines):
+    """Append the C statement computing node `n`; returns its value (CValue or _Number)."""
+    if n.op == "prim::Constant":
+        value = n.attrs.get("value")
+        if value is not None and not isinstance(value, (bool, int, float)):
+            raise _Refuse(f"constant {value!r}")
+        return None if value is None else _Number(value)
+    rule = CUDA_EXPR.get(n.op)
+    if rule is None:
+        raise _Refuse(f"no CUDA expression for {n.op}")
+    op = ops.get(n.op)
+    args = [env.get(v) for v in n.inputs]
+    compute, out_dtype = _dtype_rule(op, n, args)
+    values = []
+    for i, a in enumerate(args):
+        cast = compute if compute is not None and i in op.cast else None
+        if isinstance(a, CValue):
+            values.append(_convert(a, cast))
+        elif isinstance(a, _Number):
+            opmath = compute is D.float16 and isinstance(a.value, float) and i in _HALF_OPMATH.get(n.op, ())
+            values.append(_number(a, cast or out_dtype, opmath))
+        else:
+            values.append(None)
+    extra = {"compute": compute} if n.op in _TAKES_COMPUTE else {}
+    try:
+        r = rule(*values, **n.attrs, **extra)
+    except (TypeError, AttributeError) as e:
+        raise _Refuse(f"{n.op}: {e}") from None
+    if r is None:
+        raise _Refuse(f"{n.op} has no CUDA expression for {[getattr(v, 'dtype', v) for v in values]} {n.attrs}")
+    first = next((v for v in values if isinstance(v, CValue)), None)
+    dtype = r.dtype if isinstance(r, CValue) else first.dtype if first is not None else None
+    if dtype is None:
+        raise _Refuse(f"{n.op}: no dtype for its result")
+    var = f"v{len(lines)}"
+    lines.append(f"const {_HELD[dtype]} {var} = {r};")
+    r = _convert(CValue(var, dtype), out_dtype)
+    if r != var:
+        var = f"v{len(lines)}"
+        lines.append(f"const {_HELD[out_dtype]} {var} = {r};")
+    return CValue(var, out_dtype)
+
+
+def _coalesce(axes):
+    """Merge neighbouring axes that every operand walks as one (stride[a] == stride[b] * size[b])."""
+    out = []
+    for ext, st in axes:
+        if out and all(out[-1][1][k] == st[k] * ext for k in st):
+            out[-1] = (out[-1][0] * ext, st)
+        else:
+            out.append((ext, st))
+    return out
+
+
+def emit_group(node, in_strides=None, name=KERNEL_NAME):
+    """The `KernelSource` of an elementwise `prim::FusionGroup` node, or None when the group holds a
+    reduction, or an op, dtype or shape this backend lacks. `in_strides`: per block param, element
+    strides to specialize for (None, or a None entry: C-contiguous). `name`: the kernel's symbol
+    (distinct names let several kernels share one translation unit)."""
+    try:
+        return _emit(node, in_strides, name)
+    except _Refuse:
+        return None
+
+
+def refusal(node, in_strides=None):
+    """Why `emit_group` refuses `node` (a message), or None when it is accepted."""
+    try:
+        _emit(node, in_strides, KERNEL_NAME)
+    except _Refuse as e:
+        return str(e)
+    return None
+
+
+def _emit(node, in_strides, name):
+    block = node.blocks[0]
+    params = list(block.params)
+    if in_strides is not None and len(in_strides) != len(params):
+        raise _Refuse(f"{len(in_strides)} stride tuples for {len(params)} params")
+    shapes = []
+    for p in params:
+        if isinstance(p.type, TensorType):
+            shapes.append(_shape_of(p.type))
+        elif type(p.type) not in _SCALARS:
+            raise _Refuse(f"param of type {p.type}")
+    for n in block.nodes:
+        if n.blocks or len(n.outputs) != 1:
+            raise _Refuse(f"{n.op} has blocks or {len(n.outputs)} outputs")
+        if n.op != "prim::Constant":
+            if n.op not in CUDA_EXPR:
+                raise _Refuse(f"no CUDA expression for {n.op} (reductions are not lowered yet)")
+            shapes.append(_shape_of(n.outputs[0].type))
+    try:
+        shape = tuple(broadcast_shapes(*shapes))
+    except ValueError as e:
+        raise _Refuse(str(e)) from None
+    nd = len(shape)
+    strides = {}
+    in_shapes, in_dtypes, in_st = [], [], []
+    for i, p in enumerate(params):
+        if not isinstance(p.type, TensorType):
+            in_shapes.append(None)
+            in_dtypes.append(np.dtype(_SCALARS[type(p.type)][1].np))
+            in_st.append(None)
+            continue
+        s = tuple(p.type.shape)
+        given = in_strides[i] if in_strides is not None and in_strides[i] is not None else None
+        st = tuple(int(v) for v in given) if given is not None else tuple(contiguous_strides(s))
+        if len(st) != len(s):
+            raise _Refuse(f"strides {st} for a param of shape {s}")
+        strides["in", i] = (0,) * (nd - len(s)) + tuple(0 if e == 1 else v for e, v in zip(s, st))
+        in_shapes.append(s)
+        in_dtypes.append(np.dtype(p.type.dtype.np))
+        in_st.append(st)
+    for v in block.returns:
+        if not isinstance(v.type, TensorType) or _shape_of(v.type) != shape:
+            raise _Refuse(f"output {v.type} in an iteration space of shape {shape}")
+    axes = _coalesce([(shape[d], {k: s[d] for k, s in strides.items()}) for d in range(nd) if shape[d] != 1])
+
+    # index arithmetic: the flat output index i split into coordinates by constant divisors
+    body = []
+    offsets = {k: [] for k in strides}
+    for pos in range(len(axes) - 1, -1, -1):
+        ext, st = axes[pos]
+        if not any(st.values()):
+            continue
+        rest = f"i / {_div_of(axes, pos)}LL" if pos < len(axes) - 1 else "i"
+        coord = f"c{pos}"
+        body.append(f"const long long {coord} = {rest} % {ext}LL;" if pos else f"const long long {coord} = {rest};")
+        for k, s in st.items():
+            if s:
+                offsets[k].append(coord if s == 1 else f"{coord} * {s}LL")
+
+    env = {}
+    args = [f"{_STORED[v.type.dtype]}* __restrict__ out_{j}" for j, v in enumerate(block.returns)]
+    for i, p in enumerate(params):
+        if isinstance(p.type, TensorType):
+            args.append(f"const {_STORED[p.type.dtype]}* __restrict__ in_{i}")
+            off = " + ".join(offsets["in", i]) or "0"
+            raw = f"in_{i}[{off}]"
+            dtype = p.type.dtype
+            text = f"({raw} != 0)" if dtype is D.bool_ else f"tj_h2f({raw})" if dtype is D.float16 else raw
+            var = f"x{i}"
+            body.append(f"const {_HELD[dtype]} {var} = {text};")
+            env[p] = CValue(var, dtype)
+        else:
+            ctype, _, stand_in = _SCALARS[type(p.type)]
+            args.append(f"{ctype} in_{i}")
+            env[p] = _Number(stand_in, f"in_{i}")
+    args.append("long long n")
+    lines = []
+    for n in block.nodes:
+        env[n.outputs[0]] = _node_expr(n, env, lines)
+    body += lines
+    for j, v in enumerate(block.returns):
+        e = env[v]
+        dtype = v.type.dtype
+        val = _convert(e, dtype) if isinstance(e, CValue) else _number(e, dtype) if e is not None else None
+        if val is None:
+            raise _Refuse("a None output")
+        if dtype is D.bool_:
+            val = f"(unsigned char)({val})"
+        elif dtype is D.float16:
+            val = f"tj_f2h({val})"
+        body.append(f"out_{j}[i] = {val};")
+
+    sig = (",\n" + " " * (len(name) + 28)).join(args)
+    src = [PRELUDE, f'extern "C" __global__ void {name}({sig}) {{',
+           "  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;"
+           " i += (long long)blockDim.x * gridDim.x) {"]
+    src += ["    " + line for line in body]
+    src += ["  }", "}", ""]
+    numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return KernelSource("\n".join(src), name, tuple(in_shapes), tuple(in_dtypes), tuple(in_st),
+                        tuple(tuple(v.type.shape) for v in block.returns),
+                        tuple(np.dtype(v.type.dtype.np) for v in block.returns), numel)
+
+
+def _div_of(axes, pos):
+    """The product of the extents of the axes after `pos` (the divisor giving coordinate `pos`)."""
+    d = 1
+    for ext, _ in axes[pos + 1:]:
+        d *= ext
+    return d
+
+
+def translation_unit(kernels):
+    """One source holding several kernels (their names must differ); the prelude appears once."""
+    return PRELUDE + "".join(k.source.replace(PRELUDE, "", 1) for k in kernels)
