@@ -4,8 +4,10 @@ Layer rule: `codegen` imports `ir` and below, never `runtime` or the front end.
 
 - `llvm_cpu`: a `prim::FusionGroup` (elementwise ops of any dtype, row-wise and trailing
   reductions, softmax) becomes one native function (llvmlite, O3 for the host CPU, MCJIT),
-  specialized for its input strides and split across threads when large;
+  specialized for its input strides and split across threads when large; `llvm_jit` is its
+  compile half (optimization for the host, object code, `Kernel`);
 - `llvm_math`: vectorizable transcendentals emitted as IR, with tested error bounds;
 - `blas`: matrix products and convolution through the CBLAS numpy ships, fused epilogues;
-- `cache`: compiled object code on disk, keyed by a hash of IR, target and versions.
+- `cache`: compiled object code on disk, keyed by a hash of IR, target and versions;
+- `cuda_c`, `nvrtc`: CUDA C for elementwise groups, compiled to PTX by NVRTC.
 """
