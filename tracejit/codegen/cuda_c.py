@@ -39,6 +39,9 @@ import numpy as np
 
 from tracejit import dtypes as D
 from tracejit import ops
+from tracejit.codegen.lowering import Meta as _Meta
+from tracejit.codegen.lowering import Refuse as _Refuse
+from tracejit.codegen.lowering import checked_dtype_rule, coalesce, static_shape
 from tracejit.ir.types import BoolType, FloatType, IntType, TensorType
 from tracejit.ops.rules import broadcast_shapes, contiguous_strides
 
@@ -98,10 +101,6 @@ template <typename T, typename I> __device__ __forceinline__ I tj_to_int(T x, T 
 }
 #endif
 """
-
-
-class _Refuse(Exception):
-    """The group holds something this backend does not lower; the message says what."""
 
 
 class CValue(str):
@@ -519,15 +518,6 @@ class KernelSource:
     numel: int  # the `n` to pass: output elements
 
 
-class _Meta:
-    """What dtype rules read from a tensor operand."""
-
-    __slots__ = ("dtype", "ndim")
-
-    def __init__(self, dtype, ndim):
-        self.dtype, self.ndim = dtype, ndim
-
-
 class _Number:
     """A constant (`value`) or a scalar param (`name`, its C variable) converted per use."""
 
@@ -545,11 +535,7 @@ def _number(num, dst, float32_scalar=False):
 
 
 def _shape_of(t):
-    if not isinstance(t, TensorType) or t.shape is None or t.dtype not in _HELD:
-        raise _Refuse(f"type {t} (unknown shape, or a dtype without a CUDA lowering)")
-    if any(not isinstance(d, int) for d in t.shape):
-        raise _Refuse(f"symbolic shape {t}")
-    return tuple(t.shape)
+    return static_shape(t, _HELD)
 
 
 def _dtype_rule(op, n, args):
@@ -557,15 +543,7 @@ def _dtype_rule(op, n, args):
     for v, a in zip(n.inputs, args):
         metas.append(_Meta(a.dtype, len(v.type.shape)) if isinstance(a, CValue) else
                      a.value if isinstance(a, _Number) else None)
-    try:
-        compute, out = op.dtype_rule(tuple(metas), n.attrs)
-    except (TypeError, ValueError, KeyError) as e:
-        raise _Refuse(f"{n.op}: {e}") from None
-    if out is not n.outputs[0].type.dtype:
-        raise _Refuse(f"{n.op}: the dtype rule gives {out}, the IR says {n.outputs[0].type}")
-    if compute is not None and compute not in _HELD:
-        raise _Refuse(f"{n.op} computes in {compute}")
-    return compute, out
+    return checked_dtype_rule(op, n, metas, _HELD)
 
 
 def _node_expr(n, env, lines):
@@ -609,17 +587,6 @@ def _node_expr(n, env, lines):
         var = f"v{len(lines)}"
         lines.append(f"const {_HELD[out_dtype]} {var} = {r};")
     return CValue(var, out_dtype)
-
-
-def _coalesce(axes):
-    """Merge neighbouring axes that every operand walks as one (stride[a] == stride[b] * size[b])."""
-    out = []
-    for ext, st in axes:
-        if out and all(out[-1][1][k] == st[k] * ext for k in st):
-            out[-1] = (out[-1][0] * ext, st)
-        else:
-            out.append((ext, st))
-    return out
 
 
 def emit_group(node, in_strides=None, name=KERNEL_NAME):
@@ -685,7 +652,7 @@ def _emit(node, in_strides, name):
     for v in block.returns:
         if not isinstance(v.type, TensorType) or _shape_of(v.type) != shape:
             raise _Refuse(f"output {v.type} in an iteration space of shape {shape}")
-    axes = _coalesce([(shape[d], {k: s[d] for k, s in strides.items()}) for d in range(nd) if shape[d] != 1])
+    axes = coalesce([(shape[d], {k: s[d] for k, s in strides.items()}) for d in range(nd) if shape[d] != 1])
 
     # index arithmetic: the flat output index i split into coordinates by constant divisors
     body = []

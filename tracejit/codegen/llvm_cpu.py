@@ -74,6 +74,9 @@ from tracejit.codegen.llvm_jit import (  # noqa: F401 - the compile half, re-exp
     load_object,
 )
 from tracejit.codegen.llvm_math import MATH
+from tracejit.codegen.lowering import Meta as _Meta
+from tracejit.codegen.lowering import Refuse as _Refuse
+from tracejit.codegen.lowering import checked_dtype_rule, coalesce, static_shape
 from tracejit.ir.types import BoolType, FloatType, IntType, TensorType
 from tracejit.ops.rules import broadcast_shapes, contiguous_strides
 
@@ -91,10 +94,6 @@ _SCALARS = {FloatType: (np.dtype(np.float64), _F64, 0.0), IntType: (np.dtype(np.
             BoolType: (np.dtype(np.bool_), _I8, False)}
 _REASSOC = ("reassoc",)
 TILE = 256  # kept positions per tile of a column reduction (its accumulators stay in L1)
-
-
-class _Refuse(Exception):
-    """The group holds something this backend does not lower; the message says what."""
 
 
 class _Builder(L.IRBuilder):
@@ -473,15 +472,6 @@ class _Number:
         self.value, self.raw = value, raw
 
 
-class _Meta:
-    """What dtype rules read from a tensor operand."""
-
-    __slots__ = ("dtype", "ndim")
-
-    def __init__(self, dtype, ndim):
-        self.dtype, self.ndim = dtype, ndim
-
-
 def _wrap(v, bits):
     """A Python int cast to a signed `bits`-wide integer (wrapped around, as the registry casts it)."""
     v &= (1 << bits) - 1
@@ -710,11 +700,7 @@ _ELEMENTWISE_RESULT = {"tj::softmax", "tj::log_softmax"}  # outputs shaped like 
 
 
 def _shape_of(t):
-    if not isinstance(t, TensorType) or t.shape is None or t.dtype not in _VALUE_TYPE:
-        raise _Refuse(f"type {t} (unknown shape, or a dtype without a lowering)")
-    if any(not isinstance(d, int) for d in t.shape):
-        raise _Refuse(f"symbolic shape {t}")
-    return tuple(t.shape)
+    return static_shape(t, _VALUE_TYPE)
 
 
 def _numel(shape):
@@ -811,22 +797,11 @@ class _Layout:
                 self.outer_outputs.append(j)
         self.operands = list(strides)
         live = [d for d in range(nd) if self.shape[d] != 1]
-        self.kept = _coalesce([(self.shape[d], {k: s[d] for k, s in strides.items()})
+        self.kept = coalesce([(self.shape[d], {k: s[d] for k, s in strides.items()})
                                for d in live if d not in self.reduced])
-        self.inner = _coalesce([(self.shape[d], {k: s[d] for k, s in strides.items()})
+        self.inner = coalesce([(self.shape[d], {k: s[d] for k, s in strides.items()})
                                 for d in live if d in self.reduced])
         self.range_size = _numel(kept_shape) if self.reductions else _numel(self.shape)
-
-
-def _coalesce(axes):
-    """Merge neighbouring axes that every operand walks as one (stride[a] == stride[b] * size[b])."""
-    out = []
-    for ext, st in axes:
-        if out and all(out[-1][1][k] == st[k] * ext for k in st):
-            out[-1] = (out[-1][0] * ext, st)
-        else:
-            out.append((ext, st))
-    return out
 
 
 # ---- emission --------------------------------------------------------------------------------
@@ -1250,15 +1225,7 @@ def _dtype_rule(op, n, args):
             metas.append(a.value)
         else:
             metas.append(None)
-    try:
-        compute, out = op.dtype_rule(tuple(metas), n.attrs)
-    except (TypeError, ValueError, KeyError) as e:
-        raise _Refuse(f"{n.op}: {e}") from None
-    if out is not n.outputs[0].type.dtype:
-        raise _Refuse(f"{n.op}: the dtype rule gives {out}, the IR says {n.outputs[0].type}")
-    if compute is not None and compute not in _VALUE_TYPE:
-        raise _Refuse(f"{n.op} computes in {compute}")
-    return compute, out
+    return checked_dtype_rule(op, n, metas, _VALUE_TYPE)
 
 
 # ---- compilation -----------------------------------------------------------------------------
