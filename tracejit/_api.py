@@ -141,11 +141,25 @@ def _script(model, *example_inputs, **kwargs):
     return script(model, *example_inputs, **kwargs)
 
 
+def _trace_only(fn):
+    """Trace this function or method instead of compiling its source when scripting (see tracejit.jit.script)."""
+    from .jit import trace_only
+
+    return trace_only(fn)
+
+
+def _ignore(fn):
+    """Leave calls to this function or method out of scripted graphs (see tracejit.jit.script)."""
+    from .jit import ignore
+
+    return ignore(fn)
+
+
 def _save(obj, path):
     """A scripted model to a `.tj` file; tensors and state dicts to safetensors (see tracejit.serialization)."""
-    from .jit import ScriptedModule
+    from .jit import LazyScriptedModule, ScriptedModule
 
-    if isinstance(obj, ScriptedModule):
+    if isinstance(obj, (ScriptedModule, LazyScriptedModule)):
         return obj.save(path)
     return serialization.save(obj, path)
 
@@ -218,5 +232,6 @@ PUBLIC.update(
     no_grad=autograd.no_grad, enable_grad=autograd.enable_grad, set_grad_enabled=autograd.set_grad_enabled,
     inference_mode=autograd.inference_mode, is_grad_enabled=autograd.is_grad_enabled,
     load=_load, trace=_trace, freeze=_freeze, compile=_compile, script=_script, save=_save,
+    trace_only=_trace_only, ignore=_ignore,
     set_num_threads=set_num_threads, get_num_threads=get_num_threads,
 )

@@ -14,6 +14,8 @@ block. An error names the node it came from.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from tracejit import ops
@@ -27,6 +29,33 @@ _SCALAR_OF = {"prim::Bool": bool, "prim::Int": int, "prim::Float": float}
 
 class IRRuntimeError(RuntimeError):
     """An op failed while the interpreter ran it; the message shows the node and its source line."""
+
+
+class ScriptException(IRRuntimeError):
+    """A `raise` or failed `assert` of scripted code, reached at run time; the message is the program's."""
+
+    def __init__(self, message, where=""):
+        super().__init__(message + (f"\n  raised by {where}" if where else ""))
+        self.user_message = message
+
+
+def _floordiv(a, b):
+    return a // b
+
+
+def _truediv(a, b):
+    return a / b
+
+
+# Python-number ops of scripted code (`n = x.size(0) // 2`, `i < n`, `not done`): Python's semantics.
+SCALAR_OPS = {
+    "prim::add": operator.add, "prim::sub": operator.sub, "prim::mul": operator.mul,
+    "prim::truediv": _truediv, "prim::floordiv": _floordiv, "prim::mod": operator.mod,
+    "prim::pow": operator.pow, "prim::neg": operator.neg, "prim::not": operator.not_,
+    "prim::lt": operator.lt, "prim::le": operator.le, "prim::gt": operator.gt, "prim::ge": operator.ge,
+    "prim::eq": operator.eq, "prim::ne": operator.ne, "prim::and": lambda a, b: bool(a and b),
+    "prim::or": lambda a, b: bool(a or b), "prim::min": min, "prim::max": max, "prim::abs": abs,
+}
 
 
 def _uses_in(node):
@@ -101,7 +130,11 @@ def run(graph, *inputs, xp=None, kernels=None):
     def finish_graph(values):
         result.extend(values)
 
-    frames = [_Frame(graph.body, finish_graph, plans)]
+    _drive([_Frame(graph.body, finish_graph, plans)], env, graph, xp, plans, kernels)
+    return tuple(result)
+
+
+def _drive(frames, env, graph, xp, plans, kernels=None):
     while frames:
         f = frames[-1]
         if f.pos == len(f.block.nodes):
@@ -126,7 +159,23 @@ def run(graph, *inputs, xp=None, kernels=None):
         else:
             for v in plan:
                 env.pop(v, None)
-    return tuple(result)
+
+
+def run_node(graph, node, env, xp=np):
+    """Run one node of `graph` (with its nested blocks) given `env`, a dict from every value it reads to
+    its runtime value; returns the node's outputs as a list. Scripting uses it to learn what a branch
+    or loop computes on the example inputs."""
+    env = dict(env)
+    plans = {}
+    frames = []
+    try:
+        _step(node, env, frames, graph, xp, plans)
+    except IRRuntimeError:
+        raise
+    except Exception as e:
+        raise IRRuntimeError(f"{type(e).__name__}: {e}\n  while executing {_node_line(node, '')}") from e
+    _drive(frames, env, graph, xp, plans)
+    return [env[v] for v in node.outputs]
 
 
 def _assign(env, values, results):
@@ -150,6 +199,16 @@ def _step(node, env, frames, graph, xp, plans, kernels=None):
         env[node.outputs[0]] = _SCALAR_OF[op](args[0].item() if hasattr(args[0], "item") else args[0])
     elif op in ("prim::ListUnpack", "prim::TupleUnpack"):
         _assign(env, node.outputs, list(args[0]))
+    elif op in SCALAR_OPS:
+        env[node.outputs[0]] = SCALAR_OPS[op](*args)
+    elif op == "prim::size":
+        env[node.outputs[0]] = int(args[0].shape[node.attrs["dim"]])
+    elif op == "prim::NumToTensor":
+        env[node.outputs[0]] = xp.asarray(args[0], dtype=node.outputs[0].type.dtype.np)
+    elif op == "prim::Uninitialized":
+        env[node.outputs[0]] = None
+    elif op == "prim::RaiseException":
+        raise ScriptException(node.attrs.get("message", "an exception was raised"), _node_line(node, ""))
     elif op == "prim::If":
         block = node.blocks[0] if bool(args[0]) else node.blocks[1]
         frames.append(_Frame(block, lambda res, node=node: _assign(env, node.outputs, res), plans))

@@ -27,13 +27,15 @@ import numpy as np
 
 from tracejit import ops
 from tracejit.ir.graph import ConstRef
+from tracejit.ir.interpreter import SCALAR_OPS
 from tracejit.ir.printer import format_attr
 from tracejit.ir.types import FloatType, TensorType
 from tracejit.ops.execute import run_op
 
 # prim ops that only compute a value from their inputs (safe to remove when unused, or to share)
 _PURE_PRIMS = {"prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
-               "prim::TupleUnpack", "prim::Bool", "prim::Int", "prim::Float"}
+               "prim::TupleUnpack", "prim::Bool", "prim::Int", "prim::Float", "prim::size", "prim::NumToTensor",
+               "prim::Uninitialized", *SCALAR_OPS}
 FOLD_MAX_ELEMENTS = 1 << 16  # larger results stay as ops: a folded constant is stored in the model file
 
 
@@ -157,6 +159,17 @@ def fold_constants(graph):
                 cond = _constant_value(graph, node.inputs[0])
                 if cond is not _UNKNOWN:
                     _inline_branch(node, node.blocks[0] if bool(cond) else node.blocks[1])
+                    changed = True
+                continue
+            if node.op in SCALAR_OPS:
+                args = [_constant_value(graph, v) for v in node.inputs]
+                if all(isinstance(a, (bool, int, float)) for a in args):
+                    try:
+                        value = SCALAR_OPS[node.op](*args)
+                    except Exception:  # 1 // 0 fails at run time too
+                        continue
+                    node.outputs[0].replace_all_uses_with(_make_constant(graph, node, value, node.outputs[0].type))
+                    node.erase()
                     changed = True
                 continue
             if not node.op.startswith("tj::") or node.blocks or not is_pure(node):

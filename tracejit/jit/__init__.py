@@ -18,10 +18,12 @@ import numpy as np
 from .. import ir
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import no_grad
+from .script import Scripter, SymScalar, ignore, trace_only
+from .script_check import ScriptError, check_all, is_user_code
 from .tracer import TraceHazardError, TraceHazardWarning, Tracer, TracingError, _Active
 
-__all__ = ["ScriptedModule", "TraceHazardError", "TraceHazardWarning", "TracedModule", "TracingError", "compile",
-           "freeze", "script", "trace"]
+__all__ = ["ScriptError", "ScriptedModule", "SymScalar", "TraceHazardError", "TraceHazardWarning", "TracedModule",
+           "TracingError", "compile", "freeze", "ignore", "script", "trace", "trace_only"]
 
 
 def _flatten(obj, path, out):
@@ -118,7 +120,8 @@ class TracedModule:
         return _rebuild(self._out_spec, iter(_wrap(np.asarray(o)) for o in outs[:n_user]))
 
 
-def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=None, rtol=1e-5, atol=1e-6):
+def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=None, rtol=1e-5, atol=1e-6,
+          _script=False):
     """Record what `fn(*example_inputs)` computes as a Graph; see the module docstring.
 
     `dynamic_dims={"x": {0: "N"}}` makes dim 0 of input `x` the symbol N: the graph's types
@@ -149,7 +152,11 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=No
     handles = tracer.watch_modules(module) if module is not None else []
     try:
         with no_grad(), _Active(tracer):
-            out = fn(*args)
+            if _script:
+                scripter = Scripter(tracer, module)
+                out = scripter.run_module(module, args) if module is not None else scripter.run_function(fn, args)
+            else:
+                out = fn(*args)
     finally:
         for h in handles:
             h.remove()
@@ -174,7 +181,8 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=No
     try:
         if check_trace:
             _check(traced, fn, args, rtol, atol)
-        if tracer.symbolic:
+        if any(isinstance(d, str) for v in tracer.graph.inputs if isinstance(v.type, ir.TensorType)
+               for d in v.type.shape or ()):
             _check_sizes(traced, fn, args, rtol, atol)
     finally:
         with no_grad():
@@ -241,22 +249,107 @@ class ScriptedModule(TracedModule):
 
 
 def script(model, *example_inputs, dynamic_dims=None, strict=False):
-    """Export `model` for the runtime: trace it on `example_inputs`, freeze, optimize and compile.
+    """Export `model` (a module or a function) for the runtime: compile its Python source into IR, control
+    flow included (`if` on tensors -> prim::If, loops of data-dependent length -> prim::Loop; see
+    `tracejit.jit.script`), then freeze, optimize and compile it.
 
-    The result runs natively, and `.save("model.tj")` writes the file `tracejit.load` and `tracejit-run`
-    run. Data-dependent Python control flow is not captured by tracing: such branches are reported as
-    hazards (an error with `strict=True`)."""
-    if not example_inputs:
-        raise TypeError("tracejit.script needs example inputs: script(model, x, ...) traces the model on them")
+    Every construct the frontend cannot compile is reported at once (ScriptError, with file:line:column
+    and a hint) before anything runs. With `example_inputs` the graph is built for their dtypes and shapes
+    (`dynamic_dims` as in `trace`) and checked against eager on them; without, it is built on the first
+    call. The result runs natively, and `.save("model.tj")` writes the file `tracejit.load` and
+    `tracejit-run` run. Functions marked `@tracejit.trace_only` are traced instead, `@tracejit.ignore` ones
+    left out.
+
+        >>> import tracejit as tj
+        >>> def f(x):
+        ...     if x.sum() > 0:
+        ...         return x * 2
+        ...     return -x
+        >>> s = tj.script(f, tj.ones(3))
+        >>> s(tj.ones(3)).tolist(), s(-tj.ones(3)).tolist()
+        ([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    """
     if _is_module(model) and model.training:
         raise TracingError("tracejit.script: the model is in training mode; call model.eval() first so dropout and "
                            "batch norm export their inference behaviour")
-    traced = trace(model, tuple(example_inputs), strict=strict, dynamic_dims=dynamic_dims)
+    _check_source(model)
+    if not example_inputs:
+        return LazyScriptedModule(model, dynamic_dims, strict)
+    traced = trace(model, tuple(example_inputs), strict=strict, dynamic_dims=dynamic_dims, _script=True)
     frozen = freeze(traced) if _is_module(model) else traced
     if frozen is traced:
         ir.run_passes(frozen.graph)
     scripted = ScriptedModule(frozen.graph, frozen._in_spec, frozen._out_spec, [], frozen.hazards)
     return scripted.compile()
+
+
+def _check_source(model):
+    """Raise one ScriptError listing every unsupported construct in the code `model` runs."""
+    from .script import _marker
+
+    if _is_module(model):
+        roots = [(type(m).forward, m) for m in model.modules()
+                 if is_user_code(type(m).forward) and _marker(type(m).forward) is None]
+    else:
+        roots = [(model, None)] if is_user_code(model) and _marker(model) is None else []
+    check_all(roots)
+
+
+class LazyScriptedModule:
+    """`tracejit.script(model)` without example inputs: the source is checked at once, and the graph is
+    compiled on the first call, for the dtypes and shapes of that call's inputs (dims named in `dynamic_dims`
+    stay symbolic). Calls with other shapes compile again (at most 8 kept); `.graph`, `.code` and `.save`
+    refer to the latest."""
+
+    _MAX = 8
+
+    def __init__(self, model, dynamic_dims, strict):
+        self._model, self._dynamic, self._strict = model, dynamic_dims, strict
+        self._compiled = {}
+        self._last = None
+
+    def _key(self, args):
+        flat = []
+        _flatten(tuple(args), "", flat)
+        dyn = self._dynamic or {}
+        key = []
+        for path, t in flat:
+            shape = list(t.shape)
+            for name, dims in dyn.items():
+                if path.endswith(name) or len(flat) == 1:
+                    for d in dims:
+                        if -len(shape) <= d < len(shape):
+                            shape[d] = None
+            key.append((str(t.dtype), tuple(shape)))
+        return tuple(key)
+
+    def __call__(self, *args):
+        key = self._key(args)
+        s = self._compiled.get(key)
+        if s is None:
+            s = script(self._model, *args, dynamic_dims=self._dynamic, strict=self._strict)
+            if len(self._compiled) >= self._MAX:
+                self._compiled.pop(next(iter(self._compiled)))
+            self._compiled[key] = s
+        self._last = s
+        return s(*args)
+
+    def _latest(self):
+        if self._last is None:
+            raise TracingError("this scripted model has no graph yet: call it once on example inputs, or pass them "
+                               "to tracejit.script(model, x, ...)")
+        return self._last
+
+    @property
+    def graph(self):
+        return self._latest().graph
+
+    @property
+    def code(self):
+        return self._latest().code
+
+    def save(self, path):
+        return self._latest().save(path)
 
 
 def _check(traced, fn, args, rtol, atol):

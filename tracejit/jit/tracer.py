@@ -74,6 +74,10 @@ class Tracer:
         self.hazards = []
         self._consts = 0
         self.symbolic = False
+        self.block = self.graph.body  # where new nodes go: the body, or a branch / loop body while scripting
+        self.open_nodes = []  # the prim::If / prim::Loop nodes whose blocks are being filled, outermost first
+        self.scripting = False  # set by the scripting frontend: unknown shapes instead of the example's
+        self.loc = None  # the scripted statement being run ("file:line"), else found from the Python stack
 
     # ---- values -------------------------------------------------------------------------
 
@@ -92,7 +96,11 @@ class Tracer:
     def _shape_of(self, a):
         if isinstance(a, Tensor):
             entry = self.values.get(id(a))
-            return entry[1].type.shape if entry is not None and entry[0] is a else tuple(a.shape)
+            if entry is not None and entry[0] is a:
+                if entry[1].type.shape is None:
+                    raise TracingError("unknown shape")  # caught by _out_types: the result's shape is unknown too
+                return entry[1].type.shape
+            return tuple(a.shape)
         if isinstance(a, (list, tuple)) and a and any(isinstance(t, Tensor) for t in a):
             return [self._shape_of(t) for t in a]
         return ()
@@ -105,6 +113,8 @@ class Tracer:
         try:
             shapes = op.shape_rule([self._shape_of(a) for a in args], **attrs)
         except Exception:  # the rule cannot judge (value-dependent shapes): keep the example's sizes
+            if self.scripting:  # ... except inside scripted loops and branches, where they may vary
+                return [ir.TensorType(r.dtype, None) for r in results]
             return concrete
         shapes = shapes if len(results) > 1 else (shapes,)
         return [ir.TensorType(r.dtype, tuple(sh)) for r, sh in zip(results, shapes)]
@@ -130,12 +140,20 @@ class Tracer:
         name = f"c{self._consts}"
         self._consts += 1
         self.graph.constants[name] = np.array(t.numpy(force=True))
-        v = self._append("prim::Constant", (), [_type_of(t)], attrs={"value": ir.ConstRef(name)})
+        node = self.graph.create("prim::Constant", (), [_type_of(t)], attrs={"value": ir.ConstRef(name)},
+                                 scope=self.current_scope())
+        # The tensor may be used again after the branch or loop being built: define it before all of them.
+        if self.open_nodes:
+            self.open_nodes[0].insert_before(node)
+        else:
+            self.graph.body.append(node)
+        v = node.outputs[0]
         self.values[id(t)] = (t, v)
         return v
 
-    def _append(self, op, inputs, types, attrs=None):
-        return self.graph.append(op, inputs, types, attrs=attrs, loc="", scope=self.current_scope())
+    def _append(self, op, inputs, types, attrs=None, loc=""):
+        return self.graph.append(op, inputs, types, attrs=attrs, loc=loc, scope=self.current_scope(),
+                                 block=self.block)
 
     def current_scope(self):
         """The dotted name of the innermost submodule running now ("" outside any)."""
@@ -157,7 +175,7 @@ class Tracer:
     # ---- recording (called by dispatch) ---------------------------------------------------
 
     def record(self, op, args, attrs, result, out=None):
-        loc = source_line()
+        loc = self.loc or source_line()
         if op.kind == "random":
             self.hazard(None, f"random op {op.name}", "its sample", loc)
             results = result if isinstance(result, tuple) else (result,)
@@ -172,7 +190,7 @@ class Tracer:
                                  attrs={k: (str(v) if k == "device" and v is not None else v)
                                         for k, v in attrs.items() if k != "device" or v is not None},
                                  loc=loc, scope=self.current_scope())
-        self.graph.body.append(node)
+        self.block.append(node)
         for r, v in zip(results, node.outputs):
             self.values[id(r)] = (r, v)
         if out is not None:  # in place: from now on the target stands for the new value
@@ -182,7 +200,10 @@ class Tracer:
         """A reshape of a tensor with one symbolic dim keeps the symbol: the output dim that carries it (its
         example size, with the other dims accounting for the rest) is recorded as -1, as `flatten(1)` or
         `view(x.size(0), -1)` mean it. Anything else keeps the example's sizes (and check_trace judges it)."""
-        shape, concrete = self._shape_of(x), tuple(x.shape)
+        try:
+            shape, concrete = self._shape_of(x), tuple(x.shape)
+        except TracingError:
+            return attrs
         syms = [i for i, d in enumerate(shape) if isinstance(d, str)]
         if len(syms) != 1:
             return attrs

@@ -34,6 +34,7 @@ import numpy as np
 
 from tracejit import ir, ops
 from tracejit.ir.graph import ConstRef
+from tracejit.ir.interpreter import SCALAR_OPS
 from tracejit.ir.types import TensorType
 from tracejit.ops.execute import run_op
 
@@ -41,7 +42,10 @@ from tracejit.ops.execute import run_op
 # reshape, contiguous, to_dtype, indexing...) may hand back (part of) an input array.
 _FRESH_KINDS = {"elementwise", "reduction", "linalg", "scan", "factory", "random"}
 _MAY_ALIAS_OPS = {"tj::to_dtype"}
-_CONTROL = {"prim::If", "prim::Loop"}
+# Graphs holding these run in the interpreter (with native kernels for their groups): control flow and
+# the Python-number ops scripted code computes sizes and conditions with.
+_CONTROL = {"prim::If", "prim::Loop", "prim::size", "prim::NumToTensor", "prim::RaiseException",
+            "prim::Uninitialized", "prim::Bool", "prim::Int", "prim::Float", *SCALAR_OPS}
 _MAX_SPECIALIZATIONS = 32
 
 

@@ -53,6 +53,7 @@ import tracejit
 from tracejit import dtypes, ir, ops
 from tracejit.errors import TracejitFormatError
 from tracejit.ir.graph import ConstRef
+from tracejit.ir.interpreter import SCALAR_OPS
 from tracejit.ir.types import DTYPE_TO_NAME, ListType, TensorType, TupleType
 
 FORMAT = "tracejit-model"
@@ -67,6 +68,7 @@ NATIVE_PREFIX = "native/"
 RUNTIME_PRIMS = frozenset({
     "prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack", "prim::TupleUnpack",
     "prim::Bool", "prim::Int", "prim::Float", "prim::If", "prim::Loop", "prim::FusionGroup",
+    "prim::size", "prim::NumToTensor", "prim::Uninitialized", "prim::RaiseException", *SCALAR_OPS,
 })
 
 # Limits against hostile archives (zip bombs). Deflate can expand data ~1032x at most; IR text
