@@ -34,12 +34,17 @@ def test_corpus_round_trip(name, tmp_path, capsys):
             np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6)
 
 
-def test_script_refuses_training_mode_and_missing_examples():
+def test_script_refuses_training_mode_and_compiles_lazily_without_examples(tmp_path):
     model = tj.nn.Sequential(tj.nn.Linear(2, 2), tj.nn.Dropout(0.5))
     with pytest.raises(Exception, match="training mode"):
         tj.script(model, tj.randn(1, 2))
-    with pytest.raises(TypeError, match="example inputs"):
-        tj.script(model.eval())
+    lazy = tj.script(model.eval())
+    with pytest.raises(Exception, match="no graph yet"):
+        tj.save(lazy, tmp_path / "m.tj")
+    x = tj.randn(3, 2)
+    np.testing.assert_allclose(lazy(x).numpy(), model(x).numpy(), rtol=1e-6)
+    tj.save(lazy, tmp_path / "m.tj")
+    np.testing.assert_allclose(tj.load(str(tmp_path / "m.tj"))(x.numpy()), model(x).numpy(), rtol=1e-6)
 
 
 def test_tensor_files_still_load_as_tensors(tmp_path):

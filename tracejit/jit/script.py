@@ -181,6 +181,7 @@ class Scripter:
         self._symbols = 0
         tracer.scripting = True
         tracer.symbolic = True
+        tracer.fresh_symbol = self.fresh_symbol
 
     # ---- entry points -------------------------------------------------------------------
 
@@ -541,6 +542,11 @@ class Scripter:
             parts = idx if isinstance(idx, tuple) else (idx,)
             if any(isinstance(p, SymScalar) for p in parts):
                 return self.dynamic_index(base, parts)
+            shape = self.type_of(base).shape
+            if (shape is None or any(not isinstance(d, int) for d in shape)) and all(
+                    p is None or p is Ellipsis or isinstance(p, (int, slice)) and not isinstance(p, bool)
+                    for p in parts):
+                return self.symbolic_index(base, parts)
             parts = tuple(slice(*(self.now(v, "slicing") for v in (p.start, p.stop, p.step)))
                           if isinstance(p, slice) else p for p in parts)
             return self.library_call(operator.getitem, (base, parts if isinstance(idx, tuple) else parts[0]), {})
@@ -548,6 +554,47 @@ class Scripter:
             raise self.error(f"indexing a {type(base).__name__} with a number known only at run time",
                              "index tensors instead (stack the items into one tensor first)")
         return base[idx]
+
+    def symbolic_index(self, x, parts):
+        """Basic indexing (ints, slices, None, ...) of a tensor with dims known only at run time: negative
+        indices and open slice ends are kept as Python's (`x[-1]`, `x[1:]`), resolved against the size at
+        run time, instead of against the example's size."""
+        from .. import ops
+        from .._dispatch import dispatch
+
+        n_ell = sum(p is Ellipsis for p in parts)
+        consumed = sum(p is not None and p is not Ellipsis for p in parts)
+        if n_ell > 1 or consumed > x.ndim:
+            return self.library_call(operator.getitem, (x, parts), {})
+        items = []
+        for p in parts:
+            items.extend([slice(None)] * (x.ndim - consumed) if p is Ellipsis else [p])
+        view, dim = x, 0
+        self.tracer.loc = self.loc()
+        try:
+            for p in items:
+                if p is None:
+                    view = view.unsqueeze(dim)
+                    dim += 1
+                elif isinstance(p, int):
+                    view = dispatch(ops.get("tj::select"), (view,), {"dim": dim, "index": p})
+                else:
+                    if any(isinstance(v, SymScalar) for v in (p.start, p.stop, p.step)):
+                        raise self.error("slicing with bounds known only at run time",
+                                         "slice with constants (negative ones count from the end), or use "
+                                         "narrow/index_select")
+                    step = 1 if p.step is None else p.step
+                    if step <= 0:
+                        raise self.error("slice steps must be positive")
+                    if p != slice(None):
+                        start = 0 if p.start is None else p.start
+                        end = _INT_MAX if p.stop is None else p.stop
+                        view = dispatch(ops.get("tj::slice"), (view,), {"dim": dim, "start": start, "end": end,
+                                                                        "step": step})
+                    dim += 1
+        finally:
+            self.tracer.loc = None
+        return view
 
     def dynamic_index(self, x, parts):
         """`x[i]` with `i` known only at run time: index_select of a one-element index, then the dim dropped."""
@@ -714,7 +761,7 @@ class Scripter:
             out = ir.Value(out_type, self.graph.fresh_name(), node=node)
             node.outputs.append(out)
             fallback.append(self.example_data(column[0]))
-            for j, ((b, _, vals), c) in enumerate(zip(live, column)):
+            for j, ((b, _, _), c) in enumerate(zip(live, column)):
                 if ir_vals is not None:
                     returns_per_block[id(b)].append(ir_vals[j])
                 else:
@@ -930,8 +977,9 @@ class Scripter:
         """A prim::Loop for `for` over a run-time range or tensor, or `while` on a run-time condition."""
         tracer = self.tracer
         env = self.ctx.env
-        assigned = _assigned_names(body + ([ast.Assign([stmt.target], ast.Constant(0))] if rng or over else []))
-        loop_var = [n.id for n in ast.walk(stmt.target) if isinstance(n, ast.Name)] if rng or over else []
+        is_for = rng is not None or over is not None
+        assigned = _assigned_names(body + ([ast.Assign([stmt.target], ast.Constant(0))] if is_for else []))
+        loop_var = [n.id for n in ast.walk(stmt.target) if isinstance(n, ast.Name)] if is_for else []
         carried = [n for n in assigned if n in env and n not in loop_var and not isinstance(env[n], _Undefined)]
         if over is not None:
             rng = _Range(0, self.size_of(over, 0), 1)
@@ -943,10 +991,7 @@ class Scripter:
             cond0 = cond
         init = [env[n] for n in carried]
         spec, init_leaves = self.flatten(init)
-        for k, leaf in enumerate(init_leaves):
-            if not (isinstance(leaf, (Tensor, SymScalar)) or _number(leaf)):
-                # static objects (modules, strings, None) may be read but must not change in the loop
-                continue
+        # Tensors and numbers are carried; static objects (modules, strings, None) must not change in the loop.
         dyn = [k for k, leaf in enumerate(init_leaves) if isinstance(leaf, (Tensor, SymScalar)) or _number(leaf)]
         init_ir = [self.ir_of(init_leaves[k]) for k in dyn]
         types = [self.leaf_type(init_leaves[k]) for k in dyn]

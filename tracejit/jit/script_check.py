@@ -177,7 +177,8 @@ def referenced_functions(src, globals_, obj=None):
         target, owner = None, None
         if isinstance(f, ast.Name):
             target = globals_.get(f.id)
-        elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self" and obj is not None:
+        elif (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self"
+              and obj is not None):
             target, owner = getattr(type(obj), f.attr, None), obj
         if target is not None and is_user_code(target) and _marker(target) is None:
             found.append((target, owner))

@@ -113,11 +113,34 @@ class Tracer:
         try:
             shapes = op.shape_rule([self._shape_of(a) for a in args], **attrs)
         except Exception:  # the rule cannot judge (value-dependent shapes): keep the example's sizes
-            if self.scripting:  # ... except inside scripted loops and branches, where they may vary
-                return [ir.TensorType(r.dtype, None) for r in results]
+            if self.scripting and self._has_symbols(args):  # inside scripted loops sizes may vary: fresh symbols
+                return [ir.TensorType(r.dtype, tuple(self.fresh_symbol() for _ in r.shape)) for r in results]
             return concrete
         shapes = shapes if len(results) > 1 else (shapes,)
-        return [ir.TensorType(r.dtype, tuple(sh)) for r, sh in zip(results, shapes)]
+        out = []
+        for r, sh in zip(results, shapes):
+            dims = []
+            for d, c in zip(sh, r.shape):
+                if isinstance(d, str) and not d.isidentifier():  # a size expression such as `N+1`
+                    d = self.fresh_symbol() if self.scripting else c
+                dims.append(d)
+            out.append(ir.TensorType(r.dtype, tuple(dims)))
+        return out
+
+    def _has_symbols(self, args):
+        for a in args:
+            try:
+                shape = self._shape_of(a)
+            except TracingError:
+                return True
+            items = shape if isinstance(a, (list, tuple)) else [shape]
+            if any(not isinstance(d, int) for sh in items if sh for d in sh):
+                return True
+        return False
+
+    def fresh_symbol(self):
+        """A symbol for a size nothing else determines (set by the scripting frontend)."""
+        raise TracingError("no symbols outside scripting")
 
     def value_of(self, a):
         if isinstance(a, Tensor):

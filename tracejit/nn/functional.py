@@ -241,9 +241,10 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if scale_grad_by_freq:
         raise NotImplementedError("embedding: scale_grad_by_freq=True is not supported")
     n = weight.shape[0]
-    if input.numel() and (int(input.max()) >= n or int(input.min()) < -n):
+    # The check reads the index values directly: it is validation, not part of what a trace records.
+    if input.numel() and (int(input._data.max()) >= n or int(input._data.min()) < -n):
         raise IndexError(f"embedding: index out of range (num_embeddings={n}, got indices in "
-                         f"[{int(input.min())}, {int(input.max())}])")
+                         f"[{int(input._data.min())}, {int(input._data.max())}])")
     if max_norm is not None:
         with no_grad():
             rows = input.reshape(-1)

@@ -149,7 +149,14 @@ register("tj::squeeze", ("self",), lambda xp, x, dims: x.squeeze(dims) if dims e
 
 
 def _slice_shape(shapes, dim, start, end, step):
+    # start/end are Python's: negative counts from the end, and both clamp to the size (scripted graphs
+    # keep them so for dims whose size is known only at run time; eager slicing passes them normalized).
     s = list(shapes[0])
+    n = s[dim]
+    if not isinstance(n, int):  # a size expression: tracing keeps the example's, scripting a fresh symbol
+        s[dim] = f"{n}[{start}:{end}:{step}]"
+        return tuple(s)
+    start, end, _ = slice(start, end, step).indices(n)
     s[dim] = max(0, (end - start + step - 1) // step)
     return tuple(s)
 
@@ -175,10 +182,15 @@ def _empty_at(xp, x, out, nbytes):
 
 
 def _slice(xp, x, dim, start, end, step):
+    start, end, _ = slice(start, end, step).indices(x.shape[dim])
+    end = max(end, start)
     return _empty_at(xp, x, x[(slice(None),) * dim + (slice(start, end, step), Ellipsis)], start * x.strides[dim])
 
 
 def _select(xp, x, dim, index):
+    if not -x.shape[dim] <= index < x.shape[dim]:
+        raise IndexError(f"index {index} is out of bounds for dimension {dim} with size {x.shape[dim]}")
+    index %= x.shape[dim]
     return _empty_at(xp, x, x[(slice(None),) * dim + (index, Ellipsis)], index * x.strides[dim])
 
 
