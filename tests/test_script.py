@@ -401,7 +401,8 @@ def test_trace_only_and_ignore():
         log(x)
         return traced_part(x) + 1
 
-    s = tj.script(f, tj.ones(2))
+    with pytest.warns(tj.jit.TraceHazardWarning, match="bool"):
+        s = tj.script(f, tj.ones(2))
     assert not {"prim::If"} & set(_ops(s.graph))
     assert s(tj.ones(2)).tolist() == [3.0, 3.0]
     before = len(_CALLS)
@@ -500,3 +501,43 @@ def test_constant_scalar_ops_and_branches_fold_away():
     ir.run_passes(g)
     assert _ops(g) == ["tj::neg"]
     np.testing.assert_allclose(ir.run(g, np.ones(2, np.float32))[0], [-1.0, -1.0])
+
+
+def test_annotations_are_read_and_checked():
+    from typing import Optional
+
+    def scale(x: tj.Tensor, n: int, bias: Optional[tj.Tensor] = None) -> tj.Tensor:
+        y = x * n
+        if bias is not None:
+            y = y + bias
+        return y
+
+    def good(x):
+        return scale(x, x.size(0), None) + scale(x, 2, x)
+
+    _check(good, tj.ones(3), [tj.randn(5)], {"x": {0: "N"}})
+
+    def bad(x):
+        return scale(x, x.sum())
+
+    with pytest.raises(ScriptError, match=r"argument `n` of .*scale is annotated int but gets Tensor"):
+        tj.script(bad, tj.ones(3))
+
+
+def test_passes_work_inside_blocks():
+    def f(x):
+        if x.sum() > 0:
+            a = x.exp() * 2
+            b = x.exp() * 2  # the same value: CSE
+            unused = x.log()  # noqa: F841 - dead: DCE
+            y = a + b
+        else:
+            y = x
+        return y
+
+    s = _check(f, tj.ones(3), [-tj.ones(3)])
+    (if_node,) = [n for n in s.graph.body.nodes if n.op == "prim::If"]
+    inner = [n.op for b in if_node.blocks for n in b.nodes]
+    assert inner == ["prim::FusionGroup"]  # exp, mul, add fused; the duplicate and the log are gone
+    group = if_node.blocks[0].nodes[0]
+    assert [n.op for n in group.blocks[0].nodes].count("tj::exp") == 1

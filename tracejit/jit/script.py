@@ -30,6 +30,7 @@ import ast
 import builtins
 import inspect
 import operator
+import typing
 import warnings
 
 import numpy as np
@@ -253,6 +254,7 @@ class Scripter:
             raise self.error(f"calling {fn.__qualname__}: {e}") from None
         bound.apply_defaults()
         env = dict(bound.arguments)
+        self.check_annotations(fn, src, env)
         outer, outer_node = self.ctx, self.node
         self.ctx = _Ctx(fn, env, src, owner)
         try:
@@ -263,6 +265,23 @@ class Scripter:
             return None
         finally:
             self.ctx, self.node = outer, outer_node
+
+    def check_annotations(self, fn, src, env):
+        """Arguments must fit their annotations (`x: Tensor`, `n: int`, `Optional[Tensor]`, `List[Tensor]`)."""
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # annotations that do not evaluate here (forward references): not checked
+            return
+        for arg in src.fndef.args.args + src.fndef.args.kwonlyargs:
+            want = hints.get(arg.arg)
+            if want is None or arg.arg not in env:
+                continue
+            if not _fits(env[arg.arg], want):
+                got = env[arg.arg]
+                got_text = f"a {got.kind.__name__} known at run time" if isinstance(got, SymScalar) else \
+                    type(got).__name__
+                raise self.error(f"argument `{arg.arg}` of {fn.__qualname__} is annotated {_type_text(want)} but "
+                                 f"gets {got_text}", node=arg)
 
     def call_value(self, f, args, kwargs):
         """Call whatever `f` is, as scripted code would."""
@@ -1152,7 +1171,7 @@ class Scripter:
         if step == 0:
             raise self.error("range() step must not be zero")
         if step > 0:
-            span = self.binop("sub", stop, start)
+            span = stop if isinstance(start, int) and start == 0 else self.binop("sub", stop, start)
             return span if step == 1 else self.binop("floordiv", self.binop("add", span, step - 1), step)
         span = self.binop("sub", start, stop)
         return self.binop("floordiv", self.binop("add", span, -step - 1), -step)
@@ -1365,6 +1384,33 @@ class Scripter:
         if self.truth(x) is not None:
             raise self.error("a comprehension filter known only at run time")
         return bool(x)
+
+
+def _fits(value, want):
+    """Whether a scripted value fits a type annotation (unknown annotations fit anything)."""
+    if want is typing.Any or want is inspect.Parameter.empty:
+        return True
+    origin, args = typing.get_origin(want), typing.get_args(want)
+    if origin is typing.Union or (origin is not None and origin.__name__ == "UnionType"):
+        return any(_fits(value, a) for a in args)
+    if want is type(None):
+        return value is None
+    if want in (int, float, bool):
+        kind = _kind(value) if isinstance(value, SymScalar) or _number(value) else None
+        return kind is want or (want is float and kind is int) or (want is int and kind is bool)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if isinstance(want, type):
+        return isinstance(value, want)
+    return True
+
+
+def _type_text(want):
+    return getattr(want, "__name__", None) if isinstance(want, type) else str(want).replace("typing.", "")
 
 
 def _hashable(f):
