@@ -504,9 +504,8 @@ def test_constant_scalar_ops_and_branches_fold_away():
 
 
 def test_annotations_are_read_and_checked():
-    from typing import Optional
 
-    def scale(x: tj.Tensor, n: int, bias: Optional[tj.Tensor] = None) -> tj.Tensor:
+    def scale(x: tj.Tensor, n: int, bias: tj.Tensor | None = None) -> tj.Tensor:
         y = x * n
         if bias is not None:
             y = y + bias
