@@ -540,3 +540,70 @@ def test_passes_work_inside_blocks():
     assert inner == ["prim::FusionGroup"]  # exp, mul, add fused; the duplicate and the log are gone
     group = if_node.blocks[0].nodes[0]
     assert [n.op for n in group.blocks[0].nodes].count("tj::exp") == 1
+
+
+def test_nested_loops_and_branches_inside_loops():
+    def f(x):
+        total = x[0] * 0
+        for i in range(x.size(0)):
+            row = x[i]
+            j = 0
+            while j < i:
+                row = row * 0.5
+                j += 1
+            if row.sum() > 0:
+                total = total + row
+            else:
+                total = total - row
+        return total
+
+    _check(f, tj.randn(4, 3), [tj.randn(1, 3), tj.randn(6, 3), tj.ones(3, 3)], {"x": {0: "T"}})
+
+
+def test_tuple_state_is_carried_through_a_loop():
+    class Cell(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ih, self.hh = nn.Linear(4, 20), nn.Linear(5, 20)
+
+        def forward(self, x, state):
+            h, c = state
+            i, f, g, o = (self.ih(x) + self.hh(h)).chunk(4, dim=1)
+            c = tj.sigmoid(f) * c + tj.sigmoid(i) * tj.tanh(g)
+            return tj.sigmoid(o) * tj.tanh(c), c
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = Cell()
+
+        def forward(self, x):
+            state = (x[0, :, :1] * 0 + tj.zeros(1, 5), x[0, :, :1] * 0 + tj.zeros(1, 5))
+            for t in range(x.size(0)):
+                state = self.cell(x[t], state)
+            h, c = state
+            return h + c
+
+    _check(M().eval(), tj.randn(3, 2, 4), [tj.randn(1, 2, 4), tj.randn(7, 2, 4)], {"x": {0: "T"}})
+
+
+class _Base(nn.Module):
+    def forward(self, x):
+        if x.mean() > 0:
+            return x + 1
+        return x - 1
+
+
+class _Derived(_Base):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_super_and_recursion_limit():
+    _check(_Derived().eval(), tj.ones(3), [-tj.ones(3)])
+
+    def forever(x):
+        return forever(x)
+
+    with pytest.raises(ScriptError, match="recursion"):
+        tj.script(forever, tj.ones(2))

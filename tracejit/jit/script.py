@@ -44,6 +44,7 @@ from .script_check import Problem, ScriptError, check_all, is_user_code, problem
 from .tracer import TracingError
 
 MAX_UNROLL = 10_000  # iterations of a `while` whose condition is known at compile time
+MAX_CALL_DEPTH = 100  # nested scripted calls (each is inlined)
 _LOOP_FIXPOINT = 4
 _INT_MAX = (1 << 63) - 1
 
@@ -180,6 +181,7 @@ class Scripter:
         self.ctx = None
         self.node = None  # the AST node being compiled (for error locations)
         self._symbols = 0
+        self.depth = 0  # nested scripted calls
         tracer.scripting = True
         tracer.symbolic = True
         tracer.fresh_symbol = self.fresh_symbol
@@ -248,6 +250,9 @@ class Scripter:
         src = source_of(fn)
         if src.problems:
             raise ScriptError(src.problems)
+        if self.depth >= MAX_CALL_DEPTH:
+            raise self.error(f"calls nested more than {MAX_CALL_DEPTH} deep (recursion?) compiling {fn.__qualname__}",
+                             "scripted functions are inlined, so recursion must end at compile time")
         try:
             bound = inspect.signature(fn).bind(*args, **kwargs)
         except TypeError as e:
@@ -257,6 +262,7 @@ class Scripter:
         self.check_annotations(fn, src, env)
         outer, outer_node = self.ctx, self.node
         self.ctx = _Ctx(fn, env, src, owner)
+        self.depth += 1
         try:
             try:
                 self.exec_block(src.fndef.body)
@@ -265,6 +271,7 @@ class Scripter:
             return None
         finally:
             self.ctx, self.node = outer, outer_node
+            self.depth -= 1
 
     def check_annotations(self, fn, src, env):
         """Arguments must fit their annotations (`x: Tensor`, `n: int`, `Optional[Tensor]`, `List[Tensor]`)."""
@@ -294,6 +301,9 @@ class Scripter:
             return special(self, args, kwargs)
         if isinstance(f, type) and f in (int, float, bool):
             return self.convert(f, args)
+        if f is super and not args and "__class__" in self.ctx.closure:  # zero-argument super()
+            first = self.ctx.src.fndef.args.args[0].arg
+            return super(self.ctx.closure["__class__"], self.ctx.env[first])
         marker = _marker(f) if callable(f) else None
         if marker == "ignore":
             return None
