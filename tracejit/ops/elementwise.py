@@ -40,7 +40,7 @@ ES = R.elementwise_shape
 
 def _quiet(xp, fn):
     """Run `fn` without IEEE warnings: log(0) is -inf and 0/0 is nan, silently, as in PyTorch."""
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         return fn()
 
 
@@ -123,7 +123,7 @@ def _erf(xp, x):
     # only ~1e-7 accurate). Below the cut: erf(x) = 2/sqrt(pi) e^(-x^2) sum (2x^2)^n x / (2n+1)!!,
     # whose terms are all positive (no cancellation); above it: erfc's continued fraction
     # 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), evaluated bottom-up. Both to ~1e-15.
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         ax = xp.abs(x).astype(xp.float64)
         s = xp.minimum(ax, _ERF_CUT)
         x2 = s * s
@@ -225,7 +225,7 @@ def _fit_scalars(fn, opmath=()):
             pos, v, arr = (0, a, b) if a.__class__ is float else (1, b, a)
             if getattr(arr, "dtype", None) is not None and arr.dtype.char == "e":  # float16
                 if pos in opmath:
-                    with xp.errstate(over="ignore"):
+                    with R.quiet(xp):
                         r = fn(xp, *(arr.astype(xp.float32), v)[::1 if pos else -1], *rest, **kw)
                         return r.astype(xp.float16) if r.dtype == xp.float32 else r
                 if _HALF_MAX < abs(v) < float("inf"):
@@ -270,7 +270,7 @@ def _reject_bool(a, b, what):
 
 
 def _div(xp, a, b, rounding_mode=None):
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         if rounding_mode is None:
             return xp.true_divide(a, b)
         _reject_bool(a, b, f"div(rounding_mode={rounding_mode!r})")
@@ -306,9 +306,9 @@ def _pow(xp, a, b):
         if b < 0:
             raise ValueError("Integers to negative integer powers are not allowed.")
         if _fit(xp, b, a) is not b:
-            with xp.errstate(all="ignore"):
+            with R.quiet(xp):
                 return xp.power(a.astype(xp.int64), b).astype(a.dtype)
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         if getattr(b, "dtype", None) is not None and b.dtype.kind == "i":
             neg = b < 0
             if neg.any():

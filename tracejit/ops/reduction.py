@@ -30,7 +30,7 @@ def _sum(xp, x, dim=None, keepdim=False, dtype=None):
 
 def _prod(xp, x, dim=None, keepdim=False, dtype=None):
     out_dt = dtype.np if dtype is not None else (x.dtype if x.dtype.kind == "f" else xp.int64)
-    with xp.errstate(all="ignore"):  # overflow to inf and inf * 0 are silent in PyTorch
+    with R.quiet(xp):  # overflow to inf and inf * 0 are silent in PyTorch
         return xp.prod(x, axis=_axis(dim), keepdims=keepdim, dtype=out_dt)
 
 
@@ -39,7 +39,7 @@ def _mean(xp, x, dim=None, keepdim=False, dtype=None):
         x = x.astype(dtype.np)
     # float16 accumulates in float32, as PyTorch's CPU kernels do, then rounds once.
     acc = xp.float32 if x.dtype == xp.float16 else None
-    with xp.errstate(all="ignore"):  # inf + -inf is a silent nan in PyTorch
+    with R.quiet(xp):  # inf + -inf is a silent nan in PyTorch
         if x.size == 0:  # 0/0: nan, as in PyTorch, without numpy's "Mean of empty slice" warning
             s = xp.sum(x, axis=_axis(dim), keepdims=keepdim, dtype=acc)
             return (s / x.dtype.type(0)).astype(x.dtype, copy=False)
@@ -103,7 +103,7 @@ def _var(xp, x, dim=None, correction=1, keepdim=False):
     if x.dtype == xp.float16:  # squared deviations underflow float16: compute in float32 as PyTorch does
         return _var(xp, x.astype(xp.float32), dim, correction, keepdim).astype(xp.float16)
     n = R.numel(x.shape) if dim is None else R.numel([x.shape[d] for d in dim])
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         if n - correction > 0:
             return xp.var(x, axis=_axis(dim), ddof=correction, keepdims=keepdim)
         # PyTorch divides by max(0, N - correction): 0/0 gives nan, more gives inf. The sum of
@@ -133,7 +133,7 @@ def _half_in_float32(fn):
 
 @_half_in_float32
 def _logsumexp(xp, x, dim, keepdim=False):
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         m = xp.max(x, axis=_axis(dim), keepdims=True) if x.size else xp.zeros((1,) * x.ndim, x.dtype)
         m = xp.where(xp.isfinite(m), m, 0)
         s = xp.log(xp.sum(xp.exp(x - m), axis=_axis(dim), keepdims=True)) + m
@@ -143,7 +143,7 @@ def _logsumexp(xp, x, dim, keepdim=False):
 def _norm(xp, x, p=2.0, dim=None, keepdim=False):
     if x.dtype == xp.float16:  # accumulate in float32 like PyTorch: float16 squares overflow past 256
         return _norm(xp, x.astype(xp.float32), p, dim, keepdim).astype(xp.float16)
-    with xp.errstate(all="ignore"):  # overflow to inf and 0 ** -p are silent in PyTorch
+    with R.quiet(xp):  # overflow to inf and 0 ** -p are silent in PyTorch
         return _norm_body(xp, x, p, _axis(dim), keepdim)
 
 
@@ -165,7 +165,7 @@ def _norm_body(xp, x, p, ax, keepdim):
 @_half_in_float32
 def _softmax(xp, x, dim):
     dim = dim if x.ndim else None  # dim 0 of a 0-d tensor: numpy has no axis to name
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         e = xp.exp(x - xp.max(x, axis=dim, keepdims=True))
         return e / xp.sum(e, axis=dim, keepdims=True)
 
@@ -173,7 +173,7 @@ def _softmax(xp, x, dim):
 @_half_in_float32
 def _log_softmax(xp, x, dim):
     dim = dim if x.ndim else None
-    with xp.errstate(all="ignore"):
+    with R.quiet(xp):
         s = x - xp.max(x, axis=dim, keepdims=True)
         return s - xp.log(xp.sum(xp.exp(s), axis=dim, keepdims=True))
 
@@ -181,7 +181,7 @@ def _log_softmax(xp, x, dim):
 def _cumsum(xp, x, dim, dtype=None):
     out_dt = dtype.np if dtype is not None else (x.dtype if x.dtype.kind == "f" else xp.int64)
     dim = dim if x.ndim else None  # numpy's cumsum makes a 0-d input 1-d; reshaped back below
-    with xp.errstate(all="ignore"):  # inf + -inf is a silent nan in PyTorch
+    with R.quiet(xp):  # inf + -inf is a silent nan in PyTorch
         if out_dt == xp.float16:  # running sums in float16 drift by whole units; PyTorch accumulates in float32
             return xp.cumsum(x, axis=dim, dtype=xp.float32).astype(xp.float16).reshape(x.shape)
         return xp.cumsum(x, axis=dim, dtype=out_dt).reshape(x.shape)

@@ -8,6 +8,8 @@ op's operands (anything with `.dtype` and `.ndim`, or Python numbers) and return
 
 from __future__ import annotations
 
+import contextlib
+
 from .. import dtypes as D
 from .registry import ShapeError
 
@@ -188,3 +190,9 @@ def accumulate(args, attrs):
 def given_dtype(args, attrs):
     d = attrs["dtype"]
     return d, d
+
+
+def quiet(xp):
+    """A context in which `xp` raises no floating-point warnings (numpy's errstate; cupy never warns)."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(all="ignore") if errstate is not None else contextlib.nullcontext()
