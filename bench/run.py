@@ -2,6 +2,8 @@
 
 Every workload times tracejit side by side with numpy, and with PyTorch when it is
 installed, in this one process, and prints tracejit's time as a ratio to each peer.
+`gpu` times the CUDA runtime against cupy and PyTorch on the GPU; without a GPU it prints
+one line saying why it was skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ WORKLOADS = {
     "fused_elementwise": "bench.fused_elementwise",
     "compiled_inference": "bench.compiled_inference",
     "startup": "bench.startup",
+    "gpu": "bench.gpu",
 }
 
 
@@ -25,7 +28,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("workloads", nargs="*", metavar="workload", help=f"one or more of: {', '.join(WORKLOADS)}")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
-    p.add_argument("--quick", action="store_true", help="fewer rounds and shorter loops (compiled_inference, startup)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer rounds and shorter loops (compiled_inference, startup, gpu)")
     p.add_argument("--skip", action="append", default=[], metavar="CANDIDATE",
                    help="leave a candidate out, e.g. --skip torch.compile (compiled_inference)")
     args = p.parse_args(argv)

@@ -134,6 +134,7 @@ def test_model_errors_exit_1_in_one_line(files, capsys, tmp_path):
     assert code == 1 and "without pickle" in _one_error_line(err)
 
 
+@pytest.mark.skipif(tj.cuda.is_available(), reason="a GPU is present (tests/test_cuda_runtime.py runs there)")
 def test_cuda_device_is_refused_clearly(files, capsys):
     code, _, err = _run(capsys, files / "mlp.tj", files / "x.npy", "--device", "cuda")
     assert code == 1 and "device='cuda'" in _one_error_line(err)

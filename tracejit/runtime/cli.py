@@ -5,10 +5,11 @@
     tracejit-run model.tj --input inputs.npz               # an .npz supplies inputs by name
     tracejit-run model.tj --info | --graph | --check
     tracejit-run model.tj --bench 100 [--dim N=32]         # random inputs unless some are given
+    tracejit-run model.tj x.npy --device cuda              # on the GPU (pip install 'tracejit[cuda]')
 
 Exit status: 0 on success, 1 when the model or the inputs are at fault, 2 on usage errors.
 Errors are one line on stderr (`tracejit-run: error: ...`); `--verbose` adds the traceback.
-Only numpy and the runtime's own layers are imported, never the front end.
+Only numpy and the runtime's own layers are imported (and cupy with `--device cuda`), never the front end.
 
     >>> main(["--version"])  # doctest: +ELLIPSIS
     tracejit-run ...
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -48,7 +50,8 @@ def _parser():
     p.add_argument("--warmup", type=int, metavar="W", help="warm-up runs before --bench (default: N/5, 1 to 20)")
     p.add_argument("--dim", action="append", default=[], metavar="SYM=SIZE",
                    help="size of a symbolic dim for random --bench inputs (default 1)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="where to run: cpu (default), cuda or cuda:N (needs cupy and an NVIDIA GPU)")
     p.add_argument("--threads", type=int, metavar="K", help="threads for large ops and BLAS")
     p.add_argument("--no-native", action="store_true", help="run in the reference interpreter, not native code")
     p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
@@ -107,6 +110,8 @@ def _usage_problem(args):
         sym, sep, size = item.partition("=")
         if not sep or not sym or not size.isdigit():
             return f"--dim {item!r}: expected SYMBOL=SIZE, e.g. N=32"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        return f"--device {args.device!r}: expected cpu, cuda or cuda:N"
     if args.output and not args.output.endswith((".npy", ".npz")):
         return f"--output {args.output!r}: the file must end in .npy or .npz"
     return None
@@ -136,6 +141,7 @@ def _run(args):
             _print_check(args.model, f)
         if args.info:
             _print_info(args.model, f)
+            print(f"device:      {_describe_device(args.device)}")
         if args.graph:
             from tracejit import ir
 
@@ -301,6 +307,23 @@ def _print_info(path, f):
     print(f"native:      {', '.join(sorted(f.native)) or 'none (compiled on first run)'}")
 
 
+def _describe_device(device):
+    """The device --device names, as --info prints it; says why when CUDA is not available."""
+    if device == "cpu":
+        return "cpu"
+    from tracejit.runtime import model
+
+    missing = model._cuda_missing()
+    if missing is not None:
+        return f"{device} (not available here: {missing})"
+    try:
+        from tracejit.runtime.cuda_device import describe_device
+
+        return describe_device(model._check_device(device).index)
+    except Exception as e:
+        return f"{device} (not usable: {_one_line(e)})"
+
+
 def _bench(model, feeds, runs, warmup):
     import numpy as np
 
@@ -317,9 +340,13 @@ def _bench(model, feeds, runs, warmup):
     total = time.perf_counter() - start
     ms = times * 1e3
     shapes = ", ".join(f"{k}{list(np.shape(v))}" for k, v in zip(model.input_names, arrays))
-    print(f"bench: {runs} runs after {warmup} warm-up, inputs {shapes}")
-    print(f"latency: min {ms.min():.3f} ms, median {np.median(ms):.3f} ms, p99 {np.percentile(ms, 99):.3f} ms")
+    print(f"bench: {runs} runs after {warmup} warm-up, inputs {shapes}, on {model.device}")
+    print(f"latency: min {ms.min():.3f} ms, median {np.median(ms):.3f} ms, p99 {np.percentile(ms, 99):.3f} ms"
+          + (" (inputs copied to the GPU and outputs back, each run)" if model.device.type == "cuda" else ""))
     print(f"throughput: {runs / total:,.1f} inferences/s")
+    launches = getattr(model.plan, "launches", None)
+    if launches is not None:
+        print(f"GPU launches per run: {launches} (kernels, GEMMs and registry ops)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ array of the right dtype (from a big-endian `.npy`) is brought to native order.
     array([[3., 0.]], dtype=float32)
     >>> print(model.signature)
     (x: float32[N, 2]) -> (output: float32[N, 2])
+
+`load(path, device="cuda")` runs the model on the GPU (`runtime.cuda_plan.CudaPlan`: CUDA kernels
+compiled by NVRTC, cuBLAS, cupy). Inputs may be numpy arrays or arrays already on the GPU (cupy, or
+anything with `__cuda_array_interface__`); outputs come back as numpy arrays, like on the CPU.
+`model.plan.run(*arrays)` skips that copy and returns cupy arrays. Where CUDA is not available,
+`load(..., device="cuda")` raises a RuntimeError that says what is missing.
 """
 
 from __future__ import annotations
@@ -39,11 +45,14 @@ class InputError(ValueError, TypeError):
     calls raise, and a ValueError for dtypes and shapes: it is both, so either can be caught)."""
 
 
-def _convert(x):
+def _convert(x, on_gpu=False):
     """An ndarray from an array, a front-end Tensor, anything with `__array__` or `.numpy()`; None for
-    plain Python data (numbers, lists), which is converted later against the declared dtype."""
+    plain Python data (numbers, lists), which is converted later against the declared dtype. `on_gpu`:
+    arrays already on the GPU (`__cuda_array_interface__`) stay there, as cupy arrays."""
     if isinstance(x, np.ndarray):
         return x
+    if on_gpu and hasattr(x, "__cuda_array_interface__"):
+        return devices.cupy_module().asarray(x)
     if isinstance(x, np.generic):
         return np.asarray(x)
     if hasattr(x, "__array__"):
@@ -58,10 +67,12 @@ class Model:
     """A loaded `.tj` model: `model(*arrays, **named_arrays)` returns an array, or a tuple for several outputs.
 
     `.signature` (inputs and outputs: names, dtypes, shapes), `.graph` (weights in `graph.constants`),
-    `.manifest`, `.path`. One Model may be called from many threads at once.
+    `.manifest`, `.path`, `.device`, `.plan` (the `Plan`, or `CudaPlan` on the GPU). One Model may be
+    called from many threads at once. Outputs are numpy arrays on every device.
     """
 
-    def __init__(self, graph, manifest, signature, *, path=None, native=True, native_members=None, file_bytes=None):
+    def __init__(self, graph, manifest, signature, *, path=None, native=True, native_members=None, file_bytes=None,
+                 device="cpu"):
         self.graph = graph
         self.manifest = manifest
         self.signature = signature
@@ -71,7 +82,18 @@ class Model:
         self.input_names = tuple(s.name for s in signature.inputs)
         self.output_names = tuple(s.name for s in signature.outputs)
         self._index = {n: i for i, n in enumerate(self.input_names)}
-        self._plan = Plan(graph, native=native)
+        self.device = devices.as_device(device)
+        self._on_gpu = self.device.type == "cuda"
+        if self._on_gpu:
+            from tracejit.runtime.cuda_plan import CudaPlan
+
+            self._plan = CudaPlan(graph, device=self.device.index, native=native)
+        else:
+            self._plan = Plan(graph, native=native)
+
+    @property
+    def plan(self):
+        return self._plan
 
     @property
     def producer(self):
@@ -83,7 +105,8 @@ class Model:
 
     def __repr__(self):
         where = f" from {self.path}" if self.path else ""
-        return f"<tracejit.runtime.Model{where} {self.signature}>"
+        on = f" on {self.device}" if self._on_gpu else ""
+        return f"<tracejit.runtime.Model{where}{on} {self.signature}>"
 
     def _fail(self, msg):
         raise InputError(f"{msg}; the model expects {self.signature}")
@@ -109,7 +132,7 @@ class Model:
 
     def _check(self, spec, x, bound):
         try:
-            arr = _convert(x)
+            arr = _convert(x, self._on_gpu)
         except Exception as e:  # a failing __array__ / numpy(): name the input it came from
             self._fail(f"input {spec.name!r} cannot be read as an array ({type(e).__name__}: {e})")
         want = spec.dtype.np
@@ -146,8 +169,12 @@ class Model:
         return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
     def run(self, *arrays):
-        """Run on arrays already in signature order and checked (see `bind`); returns a tuple of arrays."""
-        return tuple(np.asarray(o) for o in self._plan.run(*arrays))
+        """Run on arrays already in signature order and checked (see `bind`); returns a tuple of numpy arrays."""
+        outs = self._plan.run(*arrays)
+        if self._on_gpu:
+            to_host = self._plan.backend.to_host
+            return tuple(to_host(o) for o in outs)
+        return tuple(np.asarray(o) for o in outs)
 
     def __call__(self, *args, **kwargs):
         outs = self.run(*self.bind(*args, **kwargs))
@@ -157,31 +184,48 @@ class Model:
 _MISSING = object()
 
 
+def _cuda_missing():
+    """Why CUDA cannot be used here (a message), or None when it can."""
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        return "cupy is not installed; on a machine with an NVIDIA GPU and driver: pip install 'tracejit[cuda]'"
+    try:
+        devices.cupy_module()
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
 def _check_device(device):
     try:
         dev = devices.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device={device!r}: {e}") from None
     if dev.type == "cuda":
-        if not devices.cuda_is_available():
-            raise RuntimeError(f"device={device!r}: CUDA is not available here (no cupy, driver or GPU); "
-                               "run on device='cpu'")
-        raise NotImplementedError(f"device={device!r}: the runtime's CUDA backend is not available yet; "
-                                  "run on device='cpu'")
+        missing = _cuda_missing()
+        if missing is not None:
+            raise RuntimeError(f"device={device!r}: CUDA is not available here ({missing}); run on device='cpu'")
+        try:
+            devices.module_for(dev)
+        except RuntimeError as e:
+            raise RuntimeError(f"device={device!r}: {e}") from None
     return dev
 
 
 def load(path, *, device="cpu", native=True):
     """Load the `.tj` file at `path` as a callable Model (see the module docstring).
 
-    `native=False` runs the graph in the reference interpreter instead of compiled code.
-    Raises TracejitFormatError when the file is damaged, truncated, of a newer format or inconsistent.
+    `device`: "cpu" (LLVM kernels and BLAS), or "cuda" / "cuda:N" (CUDA kernels, cuBLAS; outputs still come
+    back as numpy arrays). `native=False` runs the graph in the reference interpreter instead of compiled
+    code (on the device's array module). Raises TracejitFormatError when the file is damaged, truncated, of
+    a newer format or inconsistent, and RuntimeError when the device is CUDA and CUDA is not available.
     """
-    _check_device(device)
+    dev = _check_device(device)
     path = os.fspath(path)
     f = read(path)
     return Model(f.graph, f.manifest, f.signature, path=path, native=native, native_members=f.native,
-                 file_bytes=f.file_bytes)
+                 file_bytes=f.file_bytes, device=dev)
 
 
 __all__ = ["InputError", "Model", "load"]
