@@ -195,7 +195,7 @@ def test_list_growing_in_a_data_dependent_loop_is_refused():
             outs.append(x[t])
         return tj.stack(outs)
 
-    with pytest.raises(ScriptError, match="list `outs` grows"):
+    with pytest.raises(ScriptError, match="list or dict `outs` changes length"):
         tj.script(f, tj.ones(3, 2), dynamic_dims={"x": {0: "T"}})
 
 

@@ -39,6 +39,13 @@ class ScriptException(IRRuntimeError):
         self.user_message = message
 
 
+def _show(value):
+    """A run-time value as a raised message shows it (a one-element array as its number)."""
+    if hasattr(value, "shape") and getattr(value, "size", 0) == 1:
+        return value.reshape(()).item() if hasattr(value, "reshape") else value
+    return value
+
+
 def _floordiv(a, b):
     return a // b
 
@@ -207,8 +214,9 @@ def _step(node, env, frames, graph, xp, plans, kernels=None):
         env[node.outputs[0]] = xp.asarray(args[0], dtype=node.outputs[0].type.dtype.np)
     elif op == "prim::Uninitialized":
         env[node.outputs[0]] = None
-    elif op == "prim::RaiseException":
-        raise ScriptException(node.attrs.get("message", "an exception was raised"), _node_line(node, ""))
+    elif op == "prim::RaiseException":  # the message is a format string: {} per input, {{ for a brace
+        message = node.attrs.get("message", "an exception was raised").format(*(_show(a) for a in args))
+        raise ScriptException(message, _node_line(node, ""))
     elif op == "prim::If":
         block = node.blocks[0] if bool(args[0]) else node.blocks[1]
         frames.append(_Frame(block, lambda res, node=node: _assign(env, node.outputs, res), plans))

@@ -310,16 +310,18 @@ class LazyScriptedModule:
 
     def _key(self, args):
         flat = []
-        _flatten(tuple(args), "", flat)
+        spec = _flatten(tuple(args), "", flat)
+        fn = self._model.forward if _is_module(self._model) else self._model
+        names = _arg_names(fn, len(args))
         dyn = self._dynamic or {}
-        key = []
+        key = [repr(spec)]
         for path, t in flat:
+            top = int(path.split("_")[1]) if path.count("_") else 0
+            name = names[top] + path[len(f"_{top}"):] if path else names[0]
             shape = list(t.shape)
-            for name, dims in dyn.items():
-                if path.endswith(name) or len(flat) == 1:
-                    for d in dims:
-                        if -len(shape) <= d < len(shape):
-                            shape[d] = None
+            for d in dyn.get(name, {}):
+                if -len(shape) <= d < len(shape):
+                    shape[d] = None
             key.append((str(t.dtype), tuple(shape)))
         return tuple(key)
 
@@ -398,6 +400,15 @@ def _check_sizes(traced, fn, args, rtol, atol):
             with no_grad():
                 want = []
                 _flatten(fn(*inputs), "", want)
+        except Exception as eager_error:  # the function refuses this size: so must the graph
+            try:
+                traced(*inputs)
+            except Exception:
+                continue
+            raise TracingError(f"dynamic_dims: eager raises at size {size} ({type(eager_error).__name__}: "
+                               f"{eager_error}) but the graph runs: it does not keep the function's check") from None
+        try:
+            with no_grad():
                 got = []
                 _flatten(traced(*inputs), "", got)
         except Exception as e:

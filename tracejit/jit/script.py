@@ -70,10 +70,11 @@ def _marker(fn):
 class SymScalar:
     """A Python number (int, float or bool) known only at run time: an IR value and its example value."""
 
-    __slots__ = ("value", "ir", "kind", "size_of")
+    __slots__ = ("value", "ir", "kind", "size_of", "nonneg")
 
-    def __init__(self, value, ir_value, kind, size_of=None):
+    def __init__(self, value, ir_value, kind, size_of=None, nonneg=False):
         self.value, self.ir, self.kind, self.size_of = value, ir_value, kind, size_of
+        self.nonneg = nonneg or size_of is not None  # known to be >= 0 (sizes, counters of ranges from 0)
 
     def __repr__(self):
         return f"<{self.kind.__name__} known at run time: %{self.ir.name}, {self.value!r} in the example>"
@@ -83,6 +84,15 @@ class SymScalar:
                         "where Python needs its value now")
 
     __bool__ = __index__ = __int__ = __float__ = __hash__ = _now
+
+
+class _RunTimeText(str):
+    """An f-string with values known only at run time: `template` has a `{}` for each of `values`."""
+
+    def __new__(cls, text, template, values):
+        obj = super().__new__(cls, text)
+        obj.template, obj.values = template, values
+        return obj
 
 
 class _Undefined:
@@ -108,6 +118,7 @@ class _Raised(Exception):
 
 
 _KIND_TYPE = {bool: BoolType, int: IntType, float: FloatType}
+_RESHAPES = {"view", "reshape"}
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
            ast.Mod: "mod", ast.Pow: "pow", ast.BitAnd: "and_", ast.BitOr: "or_", ast.BitXor: "xor",
            ast.MatMult: "matmul", ast.LShift: "lshift", ast.RShift: "rshift"}
@@ -140,6 +151,39 @@ def _assigned_names(stmts):
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return names
+
+
+_MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort", "update", "setdefault",
+             "popitem", "__setitem__", "__delitem__"}
+
+
+def _mutated_names(stmts):
+    """Variables whose list or dict a statement list changes in place (`a.append(x)`, `a[i] = x`, `del a[i]`)."""
+    names = []
+    for s in stmts:
+        for node in ast.walk(s):
+            base = None
+            if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                base = node.value
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
+                base = node.func.value
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Subscript):
+                base = node.target.value
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id not in names:
+                names.append(base.id)
+    return names
+
+
+def _copy_containers(v):
+    if isinstance(v, list):
+        return [_copy_containers(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _copy_containers(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return tuple(_copy_containers(x) for x in v)
+    return v
 
 
 def _always_returns(stmts):
@@ -183,6 +227,7 @@ class Scripter:
         self._symbols = 0
         self.depth = 0  # nested scripted calls
         tracer.scripting = True
+        tracer.probing = 0  # > 0 while compiling a path the example inputs do not take
         tracer.symbolic = True
         tracer.fresh_symbol = self.fresh_symbol
 
@@ -333,11 +378,12 @@ class Scripter:
         size (the tracer keeps reshapes to it symbolic, and scripting checks other sizes); any other run-time
         number cannot be given to Python code."""
         if isinstance(x, SymScalar):
-            if x.size_of is not None:
-                return x.value
+            if x.size_of is not None and getattr(f, "__name__", "") in _RESHAPES:
+                return x.value  # the tracer keeps a reshape to a symbolic size symbolic
             name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
             raise self.error(f"{name} is given %{x.ir.name}, a {x.kind.__name__} known only at run time",
-                             "pass tensors, or numbers known at compile time (sizes of static dims, constants)")
+                             "pass tensors or numbers known at compile time; for sizes that vary use view/reshape, "
+                             "zeros_like/new_zeros or expand_as")
         if isinstance(x, (list, tuple)) and any(isinstance(v, (SymScalar, list, tuple)) for v in x):
             return type(x)(self.now(v, f) for v in x)
         return x
@@ -357,6 +403,9 @@ class Scripter:
             return total
         if name == "dim":
             return t.ndim
+        if name in ("tolist", "numpy", "__array__", "data_ptr"):
+            raise self.error(f"`.{name}()` reads a tensor's values into Python, which a compiled graph cannot do "
+                             "at run time", "keep computing with tensor ops (or .item() for one number)")
         return NotImplemented
 
     # ---- run-time numbers -----------------------------------------------------------------
@@ -442,9 +491,17 @@ class Scripter:
         if f"prim::{op}" not in SCALAR_OPS:
             raise self.error(f"the operator `{name}` on numbers known only at run time",
                              "use + - * / // % ** comparisons, and/or/not, min, max or abs")
+        if op == "pow" and all(_kind(x) in (int, bool) for x in xs) and not (
+                isinstance(xs[1], int) and not isinstance(xs[1], SymScalar) and xs[1] >= 0):
+            xs = (self.convert(float, (xs[0],)), xs[1])  # int ** int is a float unless the power is >= 0
         kinds = [_kind(x) for x in xs]
         values = [x.value if isinstance(x, SymScalar) else x for x in xs]
-        value = SCALAR_OPS[f"prim::{op}"](*values)
+        try:
+            value = SCALAR_OPS[f"prim::{op}"](*values)
+        except ArithmeticError:
+            if not self.tracer.open_nodes:
+                raise
+            value = 0  # a path the example may not take: the graph computes it at run time
         if op in ("lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"):
             kind = bool
         elif op == "truediv" or float in kinds:
@@ -454,7 +511,10 @@ class Scripter:
         else:
             kind = int
         value = kind(value)
-        return self.sym(f"prim::{op}", [self.ir_of(x) for x in xs], kind, value)
+        out = self.sym(f"prim::{op}", [self.ir_of(x) for x in xs], kind, value)
+        out.nonneg = op in ("add", "mul", "floordiv", "abs") and all(
+            x.nonneg if isinstance(x, SymScalar) else x >= 0 for x in xs)
+        return out
 
     def truth(self, x):
         """The IR bool of a run-time condition (a tensor or SymScalar), or None when `x` is known now."""
@@ -631,6 +691,9 @@ class Scripter:
             raise self.error("indexing with a run-time number mixed with other index items",
                              "index one dim at a time: `x[i]`, then slice the result")
         i = parts[0]
+        if not i.nonneg:  # Python's x[-1]: a negative index counts from the end
+            size = self.size_of(x, 0)
+            i = self.binop("add", i, self.binop("mul", size, self.scalar_op("lt", i, 0)))
         idx = self.tensor_of(i)
         self.tracer.loc = self.loc()
         try:
@@ -656,8 +719,13 @@ class Scripter:
             raise self.error("raising something that is not an exception")
         if not self.tracer.open_nodes:  # reached unconditionally on the example inputs: raise it now
             raise exc
-        msg = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        self.tracer._append("prim::RaiseException", [], [], attrs={"message": msg}, loc=self.loc(stmt))
+        name = type(exc).__name__
+        text = exc.args[0] if len(exc.args) == 1 else None
+        if isinstance(text, _RunTimeText):  # formatted with the run-time values when raised
+            msg, inputs = f"{name}: {text.template}", [self.ir_of(v) for v in text.values]
+        else:
+            msg, inputs = (f"{name}: {exc}" if str(exc) else name).replace("{", "{{").replace("}", "}}"), []
+        self.tracer._append("prim::RaiseException", inputs, [], attrs={"message": msg}, loc=self.loc(stmt))
         raise _Raised()
 
     def exec_assert(self, stmt):
@@ -668,22 +736,28 @@ class Scripter:
             if not cond:
                 raise AssertionError(msg) if msg is not None else AssertionError()
             return
+        self.ctx.env["__assert_message"] = msg
         raise_stmt = ast.Raise(exc=ast.Call(func=ast.Name("AssertionError", ast.Load()),
-                                            args=[ast.Constant(str(msg))] if msg is not None else [],
+                                            args=[ast.Name("__assert_message", ast.Load())] if msg is not None else [],
                                             keywords=[]), cause=None)
         ast.copy_location(raise_stmt, stmt)
         ast.fix_missing_locations(raise_stmt)
-        self.emit_if(c, [], [raise_stmt], stmt)
+        try:
+            self.emit_if(c, [], [raise_stmt], stmt)
+        finally:
+            self.ctx.env.pop("__assert_message", None)
 
     # ---- branches -------------------------------------------------------------------------
 
-    def run_branch(self, block, stmts, names, returns):
+    def run_branch(self, block, stmts, names, returns, taken=True, copy=()):
         """Compile `stmts` into `block`; returns ("raise", None) or ("ok", values) where values are the
-        variables `names` (or the returned value) at the end of the branch."""
+        variables `names` (or the returned value) at the end of the branch. `taken`: whether the example
+        inputs take this branch (if not, a Python error while compiling it is reported as such)."""
         tracer = self.tracer
         saved_env = self.ctx.env
-        self.ctx.env = dict(saved_env)
+        self.ctx.env = {k: (_copy_containers(v) if k in copy else v) for k, v in saved_env.items()}
         tracer.block = block
+        tracer.probing += 0 if taken else 1
         try:
             try:
                 self.exec_block(stmts)
@@ -701,24 +775,42 @@ class Scripter:
             except (_Break, _Continue):
                 raise self.error("`break` / `continue` under a condition known only at run time",
                                  "use a `while` loop whose condition carries the stop") from None
+            except (ScriptError, TracingError, ScriptException):
+                raise
+            except Exception as e:
+                if taken:
+                    raise
+                raise self.not_reached(e, "branch") from e
         finally:
             self.ctx.env = saved_env
+            tracer.probing -= 0 if taken else 1
         return result
+
+    def not_reached(self, e, what):
+        return self.error(f"compiling a {what} the example inputs do not reach failed on their values "
+                          f"({type(e).__name__}: {e})",
+                          f"script with example inputs that reach this {what} (the compiler runs every path on "
+                          "the examples' data)")
 
     def emit_if(self, cond, then_stmts, else_stmts, stmt, returns=False):
         tracer = self.tracer
         node = self.graph.create("prim::If", [cond.ir], [], loc=self.loc(stmt), scope=tracer.current_scope())
         tracer.block.append(node)
-        names = [] if returns else _assigned_names(then_stmts + else_stmts)
+        env = self.ctx.env
+        mutated = [n for n in _mutated_names(then_stmts + else_stmts) if isinstance(env.get(n), (list, dict))]
+        names = [] if returns else list(dict.fromkeys(_assigned_names(then_stmts + else_stmts) + mutated))
         outer_block = tracer.block
         snapshot = dict(tracer.values)
+        containers = self.container_snapshot(names)
         tracer.open_nodes.append(node)
         results = []
         try:
-            for stmts in (then_stmts, else_stmts):
+            for k, stmts in enumerate((then_stmts, else_stmts)):
                 b = node.add_block()
-                res = self.run_branch(b, stmts, names, returns)
+                res = self.run_branch(b, stmts, names, returns, taken=bool(cond.value) == (k == 0),
+                                      copy=set(names) | set(mutated))
                 self.check_no_outer_writes(snapshot, stmt)
+                self.check_containers(containers, stmt)
                 values = tracer.values
                 tracer.values = dict(snapshot)
                 results.append((b, res, values))
@@ -734,6 +826,23 @@ class Scripter:
                 if n in self.ctx.env and not isinstance(self.ctx.env[n], _Undefined):
                     continue
             self.ctx.env[n] = v
+
+    def container_snapshot(self, skip):
+        """The leaves of every list and dict variable not in `skip`, to check a branch or loop leaves them be."""
+        snap = {}
+        for n, v in self.ctx.env.items():
+            if n not in skip and isinstance(v, (list, dict)):
+                spec, leaves = self.flatten(v)
+                snap[n] = (v, spec, [id(x) for x in leaves])
+        return snap
+
+    def check_containers(self, snap, stmt):
+        for n, (v, spec, ids) in snap.items():
+            now_spec, leaves = self.flatten(v)
+            if now_spec != spec or [id(x) for x in leaves] != ids:
+                raise self.error(f"`{n}` is changed in place under a condition known only at run time (through "
+                                 "another name)", "change the list or dict through the variable that holds it",
+                                 node=stmt)
 
     def check_no_outer_writes(self, snapshot, stmt):
         for k, entry in snapshot.items():
@@ -827,6 +936,8 @@ class Scripter:
     def leaf_name(self, names, k, returns):
         if returns:
             return "the returned value"
+        if k < len(names) and names[k].startswith("__"):
+            return "this expression"
         return f"`{names[k]}`" if k < len(names) else "a value"
 
     def mismatch_message(self, names, live, returns):
@@ -840,6 +951,8 @@ class Scripter:
         def walk(v):
             if isinstance(v, (list, tuple)) and not isinstance(v, str):
                 return (type(v).__name__, tuple(walk(x) for x in v))
+            if isinstance(v, dict):
+                return ("dict", tuple((k, walk(x)) for k, x in v.items()))
             leaves.append(v)
             return "leaf"
 
@@ -849,6 +962,8 @@ class Scripter:
         if spec == "leaf":
             return next(it)
         kind, items = spec
+        if kind == "dict":
+            return {k: self.unflatten(s, it) for k, s in items}
         vals = [self.unflatten(s, it) for s in items]
         return vals if kind == "list" else tuple(vals) if kind == "tuple" else type(kind)(vals)
 
@@ -1009,7 +1124,9 @@ class Scripter:
         is_for = rng is not None or over is not None
         assigned = _assigned_names(body + ([ast.Assign([stmt.target], ast.Constant(0))] if is_for else []))
         loop_var = [n.id for n in ast.walk(stmt.target) if isinstance(n, ast.Name)] if is_for else []
-        carried = [n for n in assigned if n in env and n not in loop_var and not isinstance(env[n], _Undefined)]
+        mutated = [n for n in _mutated_names(body) if isinstance(env.get(n), (list, dict)) and n not in assigned]
+        carried = [n for n in assigned + mutated
+                   if n in env and n not in loop_var and not isinstance(env[n], _Undefined)]
         if over is not None:
             rng = _Range(0, self.size_of(over, 0), 1)
         if rng is not None:
@@ -1029,20 +1146,28 @@ class Scripter:
         tracer.block.append(node)
         outer_block = tracer.block
         snapshot = dict(tracer.values)
-        lists_before = {id(v): len(v) for v in env.values() if isinstance(v, list)}
+        containers = self.container_snapshot(carried)
         tracer.open_nodes.append(node)
         self.ctx.loop_depth += 1
         try:
             for _attempt in range(_LOOP_FIXPOINT):
                 block = node.add_block()
-                out_leaves, body_vals = self.loop_body(block, stmt, body, carried, spec, init_leaves, dyn, types,
-                                                       rng, over, cond)
+                runs = bool(cond.value) if cond is not None else \
+                    (trip.value if isinstance(trip, SymScalar) else trip) > 0
+                tracer.probing += 0 if runs else 1
+                try:
+                    out_leaves, body_vals = self.loop_body(block, stmt, body, carried, spec, init_leaves, dyn,
+                                                           types, rng, over, cond)
+                except (ScriptError, TracingError, ScriptException):
+                    raise
+                except Exception as e:
+                    if runs:
+                        raise
+                    raise self.not_reached(e, "loop body") from e
+                finally:
+                    tracer.probing -= 0 if runs else 1
                 self.check_no_outer_writes(snapshot, stmt)
-                for n, v in env.items():
-                    if isinstance(v, list) and lists_before.get(id(v), len(v)) != len(v):
-                        raise self.error(f"list `{n}` grows inside a loop that runs a data-dependent number of "
-                                         "times", "collect results in a tensor carried by the loop "
-                                         "(e.g. `out = torch.cat([out, y])`) instead of a list", node=stmt)
+                self.check_containers(containers, stmt)
                 new_types = []
                 for k, t in zip(dyn, types):
                     leaf = out_leaves[k]
@@ -1088,7 +1213,7 @@ class Scripter:
         for n, v in zip(carried, self.unflatten(spec, iter(leaves))):
             env[n] = v
         self.ctx.env = env
-        i = SymScalar(0, i_param, int)
+        i = SymScalar(0, i_param, int, nonneg=True)
         try:
             if rng is not None:
                 value = i
@@ -1096,6 +1221,9 @@ class Scripter:
                     value = self.binop("mul", value, rng.step)
                 if not (isinstance(rng.start, int) and rng.start == 0):
                     value = self.binop("add", rng.start, value)
+                if isinstance(value, SymScalar):  # counting up from a start >= 0
+                    value.nonneg = isinstance(rng.step, int) and rng.step > 0 and (
+                        rng.start.nonneg if isinstance(rng.start, SymScalar) else rng.start >= 0)
                 if over is not None:
                     value = self.dynamic_index(over, (value,))
                 self.assign(stmt.target, value)
@@ -1117,6 +1245,12 @@ class Scripter:
                 next_ir = c.ir if c is not None else self.ir_of(bool(next_cond))
             else:
                 next_ir = self.ir_of(True)
+            for n, init_value in zip(carried, self.unflatten(spec, iter(init_leaves))):
+                if self.flatten(env.get(n))[0] != self.flatten(init_value)[0]:
+                    what = "list or dict" if isinstance(init_value, (list, dict)) else "tuple"
+                    raise self.error(f"{what} `{n}` changes length inside a loop that runs a data-dependent number "
+                                     "of times", "collect results in a tensor carried by the loop "
+                                     "(e.g. `out = torch.cat([out, y])`) instead of a list", node=stmt)
             _, out = self.flatten([env.get(n, _Undefined(n, "")) for n in carried])
             body_vals = tracer.values
             rets = []
@@ -1263,20 +1397,33 @@ class Scripter:
         if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
             return self.comprehension(node)
         if isinstance(node, ast.JoinedStr):
-            return "".join(self.format_part(v) for v in node.values)
+            return self.fstring(node)
         if isinstance(node, ast.Slice):
             return self.eval_index(node)
         raise self.error(f"{type(node).__name__} expressions")
 
-    def format_part(self, v):
-        if isinstance(v, ast.Constant):
-            return str(v.value)
-        value = self.eval(v.value)
-        if _is_dynamic(value):
-            return "{" + ast.unparse(v.value) + "}"
-        spec = "".join(self.format_part(p) for p in v.format_spec.values) if v.format_spec else ""
-        conv = {115: str, 114: repr, 97: ascii}.get(v.conversion)
-        return format(conv(value) if conv else value, spec)
+    def fstring(self, node):
+        """An f-string; run-time values in it are formatted when the message is raised (`_RunTimeText`)."""
+        text, template, values = [], [], []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                text.append(str(v.value))
+                template.append(str(v.value).replace("{", "{{").replace("}", "}}"))
+                continue
+            value = self.eval(v.value)
+            if _is_dynamic(value):
+                text.append("{" + ast.unparse(v.value) + "}")
+                template.append("{}")
+                values.append(value)
+                continue
+            spec = self.fstring(v.format_spec) if v.format_spec else ""
+            conv = {115: str, 114: repr, 97: ascii}.get(v.conversion)
+            part = format(conv(value) if conv else value, str(spec))
+            text.append(part)
+            template.append(part.replace("{", "{{").replace("}", "}}"))
+        if not values:
+            return "".join(text)
+        return _RunTimeText("".join(text), "".join(template), values)
 
     def unpack_all(self, value):
         if isinstance(value, Tensor):
@@ -1314,28 +1461,84 @@ class Scripter:
             if isinstance(op, (ast.Is, ast.IsNot)):
                 r = (left is right) if isinstance(op, ast.Is) else (left is not right)
             elif isinstance(op, (ast.In, ast.NotIn)):
-                if _is_dynamic(left) and not isinstance(right, (list, tuple, dict, str)):
-                    raise self.error("`in` with values known only at run time")
-                r = (left in right) if isinstance(op, ast.In) else (left not in right)
+                if _has_dynamic(left) or (isinstance(right, (list, tuple)) and _has_dynamic(right)):
+                    if not isinstance(right, (list, tuple)):
+                        raise self.error("`in` with values known only at run time",
+                                         "test membership in a list or tuple")
+                    r = False
+                    for item in right:
+                        r = self.logical("or", r, self.equal(left, item))
+                    if isinstance(op, ast.NotIn):
+                        r = self.negate(r)
+                else:
+                    r = (left in right) if isinstance(op, ast.In) else (left not in right)
+            elif isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(left, (list, tuple)) and \
+                    isinstance(right, (list, tuple)) and (_has_dynamic(left) or _has_dynamic(right)):
+                r = self.equal(left, right)
+                if isinstance(op, ast.NotEq):
+                    r = self.negate(r)
             else:
                 r = self.binop(_CMPOPS[type(op)], left, right)
             result = r if result is None else self.logical("and", result, r)
             left = right
         return result
 
+    def equal(self, a, b):
+        """`a == b` as Python means it, for sequences holding run-time numbers too."""
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            if len(a) != len(b):
+                return False
+            r = True
+            for x, y in zip(a, b):
+                r = self.logical("and", r, self.equal(x, y))
+            return r
+        if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+            return False
+        r = self.binop("eq", a, b)
+        return self.truth(r) if isinstance(r, Tensor) else r
+
+    def negate(self, r):
+        c = self.truth(r)
+        return (not r) if c is None else self.scalar_op("not_", c)
+
     def logical(self, op, a, b):
-        ca, cb = self.truth(a), self.truth(b)
-        if ca is None and cb is None:
-            return (a and b) if op == "and" else (a or b)
+        """Python's `a and b` / `a or b`: the deciding operand itself, not just its truth."""
+        ca = self.truth(a)
         if ca is None:  # known now: `False and x` is False, `True and x` is x
             if op == "and":
-                return cb if a else False
-            return True if a else cb
-        if cb is None:
-            if op == "and":
-                return ca if b else False
-            return True if b else ca
-        return self.scalar_op(f"{op}_", ca, cb)
+                return b if a else a
+            return a if a else b
+        # Truth values (Python bools, run-time bools, one-element bool tensors) combine into a run-time bool;
+        # other operands are selected as Python does (`n or 10` is n when n is true).
+        is_bool = all(isinstance(x, bool) or isinstance(x, SymScalar) and x.kind is bool or
+                      isinstance(x, Tensor) and x.dtype.name == "bool" and x.numel() == 1 for x in (a, b))
+        if is_bool:
+            cb = self.truth(b)
+            if cb is None:
+                if op == "and":
+                    return ca if b else False
+                return True if b else ca
+            return self.scalar_op(f"{op}_", ca, cb)
+        return self.select(ca, b, a) if op == "and" else self.select(ca, a, b)
+
+    def select(self, cond, then_value, else_value):
+        """`then_value if cond else else_value` for a run-time `cond` (a prim::If of the two values)."""
+        env = self.ctx.env
+        names = ("__select_then", "__select_else", "__select_value")
+        saved = {n: env[n] for n in names if n in env}
+        env[names[0]], env[names[1]] = then_value, else_value
+        node = self.node
+        stmts = [ast.Assign([ast.Name(names[2], ast.Store())], ast.Name(src, ast.Load())) for src in names[:2]]
+        for st in stmts:
+            ast.copy_location(st, node)
+            ast.fix_missing_locations(st)
+        try:
+            self.emit_if(cond, [stmts[0]], [stmts[1]], node)
+            return env.pop(names[2])
+        finally:
+            for n in names:
+                env.pop(n, None)
+            env.update(saved)
 
     def boolop(self, node):
         op = "and" if isinstance(node.op, ast.And) else "or"
@@ -1423,6 +1626,12 @@ def _type_text(want):
     return getattr(want, "__name__", None) if isinstance(want, type) else str(want).replace("typing.", "")
 
 
+def _has_dynamic(v):
+    if isinstance(v, (list, tuple)):
+        return any(_has_dynamic(x) for x in v)
+    return _is_dynamic(v)
+
+
 def _hashable(f):
     try:
         hash(f)
@@ -1462,6 +1671,13 @@ def _minmax(name):
     def f(s, args, kwargs):
         if len(args) == 1 and not kwargs:
             args = tuple(args[0])
+        if any(isinstance(a, Tensor) for a in args) and not kwargs:
+            acc = args[0]  # Python's max keeps the first of equal items: replace only when strictly better
+            for b in args[1:]:
+                better = s.binop("gt" if name == "max" else "lt", b, acc)
+                c = s.truth(better)
+                acc = (b if better else acc) if c is None else s.select(c, b, acc)
+            return acc
         if any(isinstance(a, SymScalar) for a in args) and not kwargs:
             acc = args[0]
             for a in args[1:]:

@@ -59,6 +59,12 @@ def source_line():
     return ""
 
 
+def _zeros(dims, dtype):
+    from .._dispatch import _wrap
+
+    return _wrap(np.zeros(dims, dtype.np))
+
+
 def _type_of(t):
     return ir.TensorType(t.dtype, tuple(t.shape))
 
@@ -137,6 +143,24 @@ class Tracer:
             if any(not isinstance(d, int) for sh in items if sh for d in sh):
                 return True
         return False
+
+    def placeholder(self, op, args, attrs):
+        """Zeros of the type `op` would give, for an op the example's data does not suit on a path the example
+        inputs do not take (only while scripting such a path, `probing`); None otherwise."""
+        if not getattr(self, "probing", 0) or op.num_outputs != 1 or op.kind == "random":
+            return None
+        from ..ir.verify import _Meta
+
+        try:
+            shape = op.shape_rule([self._shape_of(a) for a in args], **attrs)
+            metas = tuple(_Meta(a.dtype, a.ndim) if isinstance(a, Tensor) else a for a in args)
+            _, dtype = op.dtype_rule(metas, attrs)
+        except Exception:
+            return None
+        if dtype is None or isinstance(dtype, tuple):
+            return None
+        dims = [d if isinstance(d, int) else 1 for d in shape]
+        return _zeros(dims, dtype)
 
     def fresh_symbol(self):
         """A symbol for a size nothing else determines (set by the scripting frontend)."""
@@ -254,7 +278,7 @@ class Tracer:
             entry = self.values.get(id(tensor))
             if entry is None or entry[0] is not tensor:
                 return  # not derived from the traced inputs: nothing is baked in
-        loc = loc or source_line()
+        loc = loc or self.loc or source_line()
         msg = (f"trace hazard at {loc}: {what} reads a traced value; the trace bakes in {value!r} and will not "
                "follow other inputs")
         self.hazards.append(msg)

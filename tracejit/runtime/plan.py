@@ -120,7 +120,8 @@ class Plan:
         return sizes
 
     def run(self, *arrays):
-        arrays = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in arrays]
+        # (np.ascontiguousarray would turn a 0-dim array into a 1-dim one)
+        arrays = [np.require(a, requirements="C") if isinstance(a, np.ndarray) else a for a in arrays]
         sizes = self._bind(arrays)
         key = tuple(sorted(sizes.items()))
         prog = self._programs.get(key)
