@@ -4,8 +4,14 @@ The library is found lazily (never when tracejit is imported), in this order: th
 `nvidia-cuda-nvrtc-cu12` wheel (`pip install 'tracejit[cuda]'`), the system loader
 (`ctypes.util.find_library("nvrtc")`, `libnvrtc.so.12`), and cupy's bundled copy.
 
+`compile_ptx_cached` keeps PTX in the folder of `tracejit.codegen.cache` (`TRACEJIT_CACHE_DIR`; `off`
+disables it), keyed by the SHA-256 of the source, file name, architecture, options and NVRTC version.
+`arch` names the `--gpu-architecture` for a device's compute capability.
+
     >>> available() in (True, False)
     True
+    >>> arch((9, 0), check=False), arch((8, 6), real=True, check=False)
+    ('compute_90', 'sm_86')
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
+import hashlib
 import os
 import sys
 import threading
@@ -87,9 +94,13 @@ def _declare(lib):
         "nvrtcGetPTXSize": [P, ctypes.POINTER(S)],
         "nvrtcGetPTX": [P, C],
         "nvrtcDestroyProgram": [ctypes.POINTER(P)],
+        "nvrtcGetNumSupportedArchs": [ctypes.POINTER(ctypes.c_int)],
+        "nvrtcGetSupportedArchs": [ctypes.POINTER(ctypes.c_int)],
     }
     for name, args in sigs.items():
-        fn = getattr(lib, name)
+        fn = getattr(lib, name, None)
+        if fn is None:  # the supported-architecture queries arrived in NVRTC 11.2
+            continue
         fn.argtypes = args
         fn.restype = ctypes.c_char_p if name == "nvrtcGetErrorString" else ctypes.c_int
 
@@ -163,3 +174,75 @@ def _log(lib, prog):
     buf = ctypes.create_string_buffer(max(size.value, 1))
     lib.nvrtcGetProgramLog(prog, buf)
     return buf.value.decode(errors="replace").strip()
+
+
+def supported_archs():
+    """The architectures this NVRTC compiles for, as ints (e.g. 75, 80, ..., 90), newest last; None when
+    the library is too old to say (before NVRTC 11.2)."""
+    lib = _library()
+    if getattr(lib, "nvrtcGetSupportedArchs", None) is None:
+        return None
+    count = ctypes.c_int()
+    _check(lib, lib.nvrtcGetNumSupportedArchs(ctypes.byref(count)), "nvrtcGetNumSupportedArchs")
+    archs = (ctypes.c_int * count.value)()
+    _check(lib, lib.nvrtcGetSupportedArchs(archs), "nvrtcGetSupportedArchs")
+    return tuple(sorted(archs))
+
+
+def arch(capability, real=False, check=True):
+    """The `--gpu-architecture` for a device of compute capability `capability` (a (major, minor) tuple):
+    "compute_90" for (9, 0), or "sm_90" with `real` (code for that GPU only). With `check`, a GPU newer
+    than this NVRTC knows gets the newest virtual architecture it has (the driver compiles that PTX for
+    the GPU), and `real` there raises `NVRTCError`.
+
+        >>> arch((8, 0), check=False)
+        'compute_80'
+    """
+    major, minor = (int(v) for v in capability)
+    want = major * 10 + minor
+    known = supported_archs() if check else None
+    if known and want not in known:
+        older = [a for a in known if a <= want]
+        if real or not older:
+            raise NVRTCError(f"NVRTC {'.'.join(map(str, version()))} cannot compile for compute capability "
+                             f"{major}.{minor} (it knows {', '.join(map(str, known))}); install a newer one: "
+                             + INSTALL_HINT)
+        want = older[-1]
+    return f"{'sm' if real else 'compute'}_{want}"
+
+
+_PTX_CACHE_FORMAT = b"tracejit-ptx-cache-1"
+
+
+def ptx_cache_key(source, name="kernel.cu", arch="compute_80", options=()):
+    """Hex SHA-256 over what decides the PTX: source, file name, architecture, options, NVRTC version."""
+    h = hashlib.sha256(_PTX_CACHE_FORMAT)
+    for part in (source, name, arch, *options, "nvrtc {}.{}".format(*version())):
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def compile_ptx_cached(source, arch="compute_80", options=(), name="kernel.cu"):
+    """`compile_ptx` through the on-disk cache (see `tracejit.codegen.cache`): a source compiled once, by
+    any process sharing the cache folder, is read back instead of compiled again.
+
+        >>> import os, tempfile
+        >>> saved = os.environ.get("TRACEJIT_CACHE_DIR")
+        >>> os.environ["TRACEJIT_CACHE_DIR"] = tempfile.mkdtemp()
+        >>> src = 'extern "C" __global__ void k(float* o) { o[0] = 1.0f; }'
+        >>> not available() or compile_ptx_cached(src) == compile_ptx_cached(src)
+        True
+        >>> _ = os.environ.pop("TRACEJIT_CACHE_DIR") if saved is None else os.environ.update(TRACEJIT_CACHE_DIR=saved)
+    """
+    from tracejit.codegen import cache
+
+    options = tuple(options)
+    key = ptx_cache_key(source, name, arch, options)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit.decode()
+    ptx = compile_ptx(source, name, arch, options)
+    cache.put(key, ptx.encode())
+    return ptx
