@@ -406,7 +406,8 @@ def _check_sizes(traced, fn, args, rtol, atol):
             except Exception:
                 continue
             raise TracingError(f"dynamic_dims: eager raises at size {size} ({type(eager_error).__name__}: "
-                               f"{eager_error}) but the graph runs: the graph bakes in a size, or drops the function's check") from None
+                               f"{eager_error}) but the graph runs: the graph bakes in a size, or drops the "
+                               "function's check") from None
         try:
             with no_grad():
                 got = []

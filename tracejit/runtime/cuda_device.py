@@ -22,7 +22,6 @@ from tracejit import devices
 
 THREADS = 256  # threads per block of a kernel that does not name its own
 BLOCKS_PER_SM = 32  # grid cap: enough resident blocks to hide memory latency; grid-stride loops do the rest
-FALLBACK_ARCH = "compute_80"  # for an NVRTC that does not know the device's own architecture
 VECTOR_ALIGN = 16  # bytes: kernels with vector_width > 1 load and store 16-byte packs
 
 
@@ -99,7 +98,8 @@ class CupyBackend:
         self.index = index or 0
         self.xp = DeviceArrayModule(cp)
         dev = cp.cuda.Device(self.index)
-        self.arch = f"compute_{dev.compute_capability}"
+        # e.g. "90" -> compute_90, or the newest virtual architecture NVRTC has for a GPU newer than it knows
+        self.arch = nvrtc.arch(divmod(int(dev.compute_capability), 10))
         rt = cp.cuda.runtime
         self.sm_count = int(rt.deviceGetAttribute(rt.cudaDevAttrMultiProcessorCount, self.index))
 
@@ -157,23 +157,9 @@ class CupyBackend:
                                    f"not compile it either ({type(e2).__name__}: {e2})") from e2
 
     def _ptx(self, source):
-        from tracejit.codegen import cache, nvrtc
+        from tracejit.codegen import nvrtc
 
-        def key():
-            return cache.cache_key(source, ("cuda", self.arch, "nvrtc {}.{}".format(*nvrtc.version())))
-
-        hit = cache.get(key())
-        if hit is not None:
-            return hit.decode()
-        try:
-            ptx = nvrtc.compile_ptx(source, arch=self.arch)
-        except nvrtc.NVRTCError as e:
-            if "invalid value for --gpu-architecture" not in str(e) or self.arch == FALLBACK_ARCH:
-                raise
-            self.arch = FALLBACK_ARCH  # PTX of an older architecture runs on newer GPUs (the driver JITs it)
-            ptx = nvrtc.compile_ptx(source, arch=self.arch)
-        cache.put(key(), ptx.encode())
-        return ptx
+        return nvrtc.compile_ptx_cached(source, arch=self.arch)
 
 
 __all__ = ["CupyBackend", "DeviceArrayModule", "describe_device", "launch_shape"]
