@@ -74,9 +74,9 @@ from tracejit.codegen.llvm_jit import (  # noqa: F401 - the compile half, re-exp
     load_object,
 )
 from tracejit.codegen.llvm_math import MATH
+from tracejit.codegen.lowering import REDUCE_ATTRS, checked_dtype_rule, coalesce, static_shape
 from tracejit.codegen.lowering import Meta as _Meta
 from tracejit.codegen.lowering import Refuse as _Refuse
-from tracejit.codegen.lowering import checked_dtype_rule, coalesce, static_shape
 from tracejit.ir.types import BoolType, FloatType, IntType, TensorType
 from tracejit.ops.rules import broadcast_shapes, contiguous_strides
 
@@ -681,18 +681,12 @@ def _softmax(log):
 
 # IR name -> (lowering, attributes it understands). A lowering returns the reduced value (computed
 # once per kept position) or, for softmax-like ops, a function computing each output element.
-REDUCE = {
-    "tj::sum": (_one_pass("tj::sum"), {"dim", "keepdim", "dtype"}),
-    "tj::mean": (_one_pass("tj::mean"), {"dim", "keepdim", "dtype"}),
-    "tj::amax": (_one_pass("tj::amax"), {"dim", "keepdim"}),
-    "tj::amin": (_one_pass("tj::amin"), {"dim", "keepdim"}),
-    "tj::var": (_var, {"dim", "keepdim", "correction"}),
-    "tj::std": (_std, {"dim", "keepdim", "correction"}),
-    "tj::all": (_one_pass("tj::all"), {"dim", "keepdim"}),
-    "tj::any": (_one_pass("tj::any"), {"dim", "keepdim"}),
-    "tj::softmax": (_softmax(False), {"dim"}),
-    "tj::log_softmax": (_softmax(True), {"dim"}),
+_LOWERINGS = {
+    "tj::sum": _one_pass("tj::sum"), "tj::mean": _one_pass("tj::mean"), "tj::amax": _one_pass("tj::amax"),
+    "tj::amin": _one_pass("tj::amin"), "tj::var": _var, "tj::std": _std, "tj::all": _one_pass("tj::all"),
+    "tj::any": _one_pass("tj::any"), "tj::softmax": _softmax(False), "tj::log_softmax": _softmax(True),
 }
+REDUCE = {op: (_LOWERINGS[op], attrs) for op, attrs in REDUCE_ATTRS.items()}
 _ELEMENTWISE_RESULT = {"tj::softmax", "tj::log_softmax"}  # outputs shaped like the input
 
 

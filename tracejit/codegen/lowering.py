@@ -65,3 +65,18 @@ def coalesce(axes):
         else:
             out.append((ext, st))
     return out
+
+
+# Reductions and row-wise ops the backends lower, with the attributes their lowerings understand.
+REDUCE_ATTRS = {
+    "tj::sum": {"dim", "keepdim", "dtype"},
+    "tj::mean": {"dim", "keepdim", "dtype"},
+    "tj::amax": {"dim", "keepdim"},
+    "tj::amin": {"dim", "keepdim"},
+    "tj::var": {"dim", "keepdim", "correction"},
+    "tj::std": {"dim", "keepdim", "correction"},
+    "tj::all": {"dim", "keepdim"},
+    "tj::any": {"dim", "keepdim"},
+    "tj::softmax": {"dim"},
+    "tj::log_softmax": {"dim"},
+}

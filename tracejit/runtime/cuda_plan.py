@@ -50,7 +50,7 @@ from tracejit.ir.graph import ConstRef, Node
 from tracejit.ir.types import TensorType
 from tracejit.ops.execute import run_op
 from tracejit.runtime.cuda_device import VECTOR_ALIGN, CupyBackend
-from tracejit.runtime.plan import PlanInputError, specialize
+from tracejit.runtime.plan import bind, specialize
 
 # Ops a program runs itself; any other prim (control flow, scalar arithmetic) sends the graph to the interpreter.
 _HOST_PRIMS = {"prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
@@ -265,34 +265,6 @@ def _aliasing_outputs(graph, steps):
     return [v in shared for v in graph.outputs]
 
 
-def _bind(inputs, arrays):
-    """The symbol sizes of `arrays` checked against the graph's input types (as `Plan` checks them)."""
-    if len(arrays) != len(inputs):
-        raise PlanInputError(f"the graph takes {len(inputs)} inputs "
-                             f"({', '.join('%' + n for n, _ in inputs)}); got {len(arrays)}")
-    sizes = {}
-    for (name, t), a in zip(inputs, arrays):
-        if not isinstance(t, TensorType):
-            continue
-        if t.dtype is not None and a.dtype != t.dtype.np:
-            raise PlanInputError(f"input %{name} must be {t.dtype.np} ({t}); got {a.dtype}")
-        if t.shape is None:
-            continue
-        if a.ndim != len(t.shape):
-            raise PlanInputError(f"input %{name} must have {len(t.shape)} dims ({t}); got shape {a.shape}")
-        for have, want in zip(a.shape, t.shape):
-            if isinstance(want, str):
-                if sizes.setdefault(want, have) != have:
-                    raise PlanInputError(f"input %{name} has {want}={have}, but an earlier input has "
-                                         f"{want}={sizes[want]}; inputs sharing a symbol must agree")
-            elif have != want:
-                raise PlanInputError(f"input %{name} must have shape {t}; got {tuple(a.shape)}")
-    return sizes
-
-
-# ---- the plan ---------------------------------------------------------------------------------------
-
-
 class CudaPlan:
     """`CudaPlan(graph, device=0).run(*arrays) -> tuple of cupy arrays`; see the module docstring.
 
@@ -315,7 +287,7 @@ class CudaPlan:
         self._lock = threading.Lock()
 
     def run(self, *arrays):
-        sizes = _bind(self._inputs, arrays)
+        sizes = bind(self._inputs, arrays)
         key = tuple(sorted(sizes.items()))
         be = self.backend
         with be.activate():

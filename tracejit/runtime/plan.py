@@ -83,6 +83,31 @@ def specialize(graph, sizes):
     return g
 
 
+def bind(inputs, arrays):
+    """Check `arrays` against the graph inputs `inputs` ((name, type) pairs); returns {symbol: size}."""
+    if len(arrays) != len(inputs):
+        raise PlanInputError(f"the graph takes {len(inputs)} inputs "
+                             f"({', '.join('%' + n for n, _ in inputs)}); got {len(arrays)}")
+    sizes = {}
+    for (name, t), a in zip(inputs, arrays):
+        if not isinstance(t, TensorType):
+            continue
+        if t.dtype is not None and a.dtype != t.dtype.np:
+            raise PlanInputError(f"input %{name} must be {t.dtype.np} ({t}); got {a.dtype}")
+        if t.shape is None:
+            continue
+        if a.ndim != len(t.shape):
+            raise PlanInputError(f"input %{name} must have {len(t.shape)} dims ({t}); got shape {a.shape}")
+        for have, want in zip(a.shape, t.shape):
+            if isinstance(want, str):
+                if sizes.setdefault(want, have) != have:
+                    raise PlanInputError(f"input %{name} has {want}={have}, but an earlier input has "
+                                         f"{want}={sizes[want]}; inputs sharing a symbol must agree")
+            elif have != want:
+                raise PlanInputError(f"input %{name} must have shape {t}; got {tuple(a.shape)}")
+    return sizes
+
+
 class Plan:
     """`Plan(graph).run(*arrays) -> tuple of arrays`; safe to call from many threads at once.
 
@@ -96,33 +121,10 @@ class Plan:
         self._has_control = any(n.op in _CONTROL for n in graph.nodes())
         self._inputs = [(v.name, v.type) for v in graph.inputs]
 
-    def _bind(self, arrays):
-        if len(arrays) != len(self._inputs):
-            raise PlanInputError(f"the graph takes {len(self._inputs)} inputs "
-                                 f"({', '.join('%' + n for n, _ in self._inputs)}); got {len(arrays)}")
-        sizes = {}
-        for (name, t), a in zip(self._inputs, arrays):
-            if not isinstance(t, TensorType):
-                continue
-            if t.dtype is not None and a.dtype != t.dtype.np:
-                raise PlanInputError(f"input %{name} must be {t.dtype.np} ({t}); got {a.dtype}")
-            if t.shape is None:
-                continue
-            if a.ndim != len(t.shape):
-                raise PlanInputError(f"input %{name} must have {len(t.shape)} dims ({t}); got shape {a.shape}")
-            for have, want in zip(a.shape, t.shape):
-                if isinstance(want, str):
-                    if sizes.setdefault(want, have) != have:
-                        raise PlanInputError(f"input %{name} has {want}={have}, but an earlier input has "
-                                             f"{want}={sizes[want]}; inputs sharing a symbol must agree")
-                elif have != want:
-                    raise PlanInputError(f"input %{name} must have shape {t}; got {a.shape}")
-        return sizes
-
     def run(self, *arrays):
         # (np.ascontiguousarray would turn a 0-dim array into a 1-dim one)
         arrays = [np.require(a, requirements="C") if isinstance(a, np.ndarray) else a for a in arrays]
-        sizes = self._bind(arrays)
+        sizes = bind(self._inputs, arrays)
         key = tuple(sorted(sizes.items()))
         prog = self._programs.get(key)
         if prog is None:
