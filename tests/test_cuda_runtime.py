@@ -102,7 +102,7 @@ class Emulated:
                     continue
                 assert tuple(s // a.itemsize for s in a.strides) == tuple(strides)
                 assert kernel.vector_width == 1 or _address(a) % 16 == 0
-            for o, r in zip(outs, cuda_plan._run_block(node.blocks[0], args, np)):
+            for o, r in zip(outs, cuda_plan.run_block(node.blocks[0], args, np)):
                 np.copyto(o, r)
 
         return launch

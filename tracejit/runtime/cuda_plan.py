@@ -50,7 +50,7 @@ from tracejit.ir.graph import ConstRef, Node
 from tracejit.ir.types import TensorType
 from tracejit.ops.execute import run_op
 from tracejit.runtime.cuda_device import VECTOR_ALIGN, CupyBackend
-from tracejit.runtime.plan import bind, specialize
+from tracejit.runtime.plan import bind, run_block, specialize
 
 # Ops a program runs itself; any other prim (control flow, scalar arithmetic) sends the graph to the interpreter.
 _HOST_PRIMS = {"prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
@@ -403,7 +403,7 @@ def _make_call(step, graph, ins, outs, backend, weight):
         block, count = node.blocks[0], step.launches
 
         def group_ops(env):
-            for s, r in zip(outs, _run_block(block, [env[i] for i in ins], xp)):
+            for s, r in zip(outs, run_block(block, [env[i] for i in ins], xp)):
                 env[s] = r
             return count
 
@@ -466,19 +466,6 @@ def _linear_call(node, graph, ins, outs, backend, weight):
     return linear
 
 
-def _run_block(block, args, xp):
-    """A group's block op by op through the registry (what the interpreter does), on `xp`."""
-    env = dict(zip(block.params, args))
-    for n in block.nodes:
-        if n.op == "prim::Constant":
-            env[n.outputs[0]] = n.attrs.get("value")
-            continue
-        res = run_op(ops.get(n.op), xp, [env[v] for v in n.inputs], n.attrs)
-        if len(n.outputs) == 1:
-            env[n.outputs[0]] = res
-        else:
-            env.update(zip(n.outputs, res))
-    return [env[v] for v in block.returns]
 
 
 class _GroupKernel:
@@ -503,7 +490,7 @@ class _GroupKernel:
                 if entry is False:
                     entry = self.launchers[key] = self._launcher(args, key)
         if entry is None:
-            return _run_block(self.node.blocks[0], args, be.xp), self.fallback_launches
+            return run_block(self.node.blocks[0], args, be.xp), self.fallback_launches
         k, launch = entry
         launches = 1
         if getattr(k, "vector_width", 1) > 1:  # 16-byte loads: a view at an odd offset gets an aligned copy

@@ -367,7 +367,7 @@ class _GroupStep:
         args = [env[i] for i in self.ins]
         kernel = self._kernel(args) if self.fallback is None else None
         if kernel is None:
-            results = _run_block(self.node.blocks[0], args)
+            results = run_block(self.node.blocks[0], args)
             for s, r in zip(self.outs, results):
                 env[s] = r
             return
@@ -401,14 +401,14 @@ def _lower(node, args):
     return llvm_cpu.lower_group(node, in_strides=strides)
 
 
-def _run_block(block, args):
-    """A group's block op by op through the registry (what the interpreter does)."""
+def run_block(block, args, xp=np):
+    """A group's block op by op through the registry (what the interpreter does), on array module `xp`."""
     env = dict(zip(block.params, args))
     for n in block.nodes:
         if n.op == "prim::Constant":
             env[n.outputs[0]] = n.attrs.get("value")
             continue
-        res = run_op(ops.get(n.op), np, [env[v] for v in n.inputs], n.attrs)
+        res = run_op(ops.get(n.op), xp, [env[v] for v in n.inputs], n.attrs)
         if len(n.outputs) == 1:
             env[n.outputs[0]] = res
         else:
