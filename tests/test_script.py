@@ -117,8 +117,8 @@ def test_scripted_ir_round_trips_through_the_parser(name):
 
 class _ThreeProblems(nn.Module):
     def forward(self, x):
-        with tj.no_grad():
-            y = x * 2
+        with open("log.txt") as log:
+            y = x * 2 + len(log.read())
         try:
             y = y + 1
         except RuntimeError:
@@ -135,7 +135,7 @@ def test_all_unsupported_constructs_are_reported_at_once():
     first = _ThreeProblems.forward.__code__.co_firstlineno
     lines = [p.line for p in e.value.problems]
     assert lines == [first + 1, first + 3, first + 7]
-    for what in ("`with` blocks", "try/except", "lambda"):
+    for what in ("`with` blocks (other than torch.no_grad()", "try/except", "lambda"):
         assert what in msg
     assert "test_script.py" in msg and "hint:" in msg
 
@@ -607,3 +607,14 @@ def test_super_and_recursion_limit():
 
     with pytest.raises(ScriptError, match="recursion"):
         tj.script(forever, tj.ones(2))
+
+
+def test_grad_mode_blocks_run_inline():
+    def f(x):
+        with tj.no_grad():
+            if x.sum() > 0:
+                return x * 2
+            y = x - 1
+        return y
+
+    _check(f, tj.ones(3), [-tj.ones(3)])

@@ -548,6 +548,14 @@ class Scripter:
                     self.emit_if(c, stmt.body + rest, stmt.orelse + rest, stmt, returns=True)
                 else:
                     self.emit_if(c, stmt.body, stmt.orelse, stmt)
+            elif isinstance(stmt, ast.With):  # grad modes only (see script_check): the body runs inline
+                from ..autograd.grad_mode import _Mode
+
+                for item in stmt.items:
+                    if not isinstance(self.eval(item.context_expr), _Mode):
+                        raise self.error("`with` on something other than a grad mode (no_grad, enable_grad, ...)")
+                self.exec_block(stmt.body + stmts[i + 1:])
+                return
             else:
                 self.exec_stmt(stmt)
             i += 1

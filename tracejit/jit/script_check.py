@@ -56,7 +56,8 @@ def problem(file, node, what, hint=""):
 
 # Constructs the frontend rejects, with what to do instead.
 _UNSUPPORTED = {
-    ast.With: ("`with` blocks", "move the context manager around the call of the scripted model"),
+    ast.With: ("`with` blocks (other than torch.no_grad() and the other grad modes)",
+               "move the context manager around the call of the scripted model"),
     ast.AsyncWith: ("async code", "scripted code is synchronous"),
     ast.AsyncFor: ("async code", "scripted code is synchronous"),
     ast.AsyncFunctionDef: ("async code", "scripted code is synchronous"),
@@ -94,6 +95,9 @@ def check_function(fndef, file, line_offset=0):
         stack.append(d)
     while stack:
         node = stack.pop()
+        if isinstance(node, ast.With) and all(_is_grad_mode(item) for item in node.items):
+            stack.extend(reversed(node.body))  # `with torch.no_grad():` and the like run their body inline
+            continue
         kind = _UNSUPPORTED.get(type(node))
         if kind is not None:
             problems.append(problem(file, node, *kind))
@@ -117,6 +121,15 @@ def check_function(fndef, file, line_offset=0):
     for p in problems:
         object.__setattr__(p, "line", p.line + line_offset)
     return problems
+
+
+GRAD_MODES = ("no_grad", "enable_grad", "inference_mode", "set_grad_enabled")
+
+
+def _is_grad_mode(item):
+    f = item.context_expr.func if isinstance(item.context_expr, ast.Call) else None
+    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+    return item.optional_vars is None and name in GRAD_MODES
 
 
 def is_user_code(fn):
