@@ -618,3 +618,18 @@ def test_grad_mode_blocks_run_inline():
         return y
 
     _check(f, tj.ones(3), [-tj.ones(3)])
+
+
+def test_python_number_inputs_are_constants_and_run_time_numbers_are_outputs():
+    def f(x, n: int, scale=2.0):
+        y = x
+        for _ in range(n):
+            y = y * scale
+        return y, x.size(0) * n
+
+    s = tj.script(f, tj.ones(3, 2), 3, dynamic_dims={"x": {0: "N"}})
+    y, m = s(tj.ones(5, 2), 3)
+    np.testing.assert_allclose(y.numpy(), np.full((5, 2), 8.0))
+    assert m.dim() == 0 and int(m) == 15
+    with pytest.raises(tj.jit.TracingError, match="Python numbers in them differ"):
+        s(tj.ones(5, 2), 4)

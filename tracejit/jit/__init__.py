@@ -26,23 +26,35 @@ __all__ = ["ScriptError", "ScriptedModule", "SymScalar", "TraceHazardError", "Tr
            "TracingError", "compile", "freeze", "ignore", "script", "trace", "trace_only"]
 
 
-def _flatten(obj, path, out):
-    """Tensors of a nested structure in order, and a spec to rebuild it."""
+_CONSTANT = (bool, int, float, str, type(None))
+
+
+def _flatten(obj, path, out, numbers=False, constants=True):
+    """Tensors of a nested structure in order, and a spec to rebuild it. Python numbers, strings and None
+    are part of the spec (constants the graph is specialized to); with `numbers`, numbers count as tensors."""
     if isinstance(obj, Tensor):
         out.append((path, obj))
         return ("t",)
     if isinstance(obj, (list, tuple)):
-        return ("l" if isinstance(obj, list) else "u", [_flatten(v, f"{path}_{i}", out) for i, v in enumerate(obj)])
+        return ("l" if isinstance(obj, list) else "u",
+                [_flatten(v, f"{path}_{i}", out, numbers, constants) for i, v in enumerate(obj)])
     if isinstance(obj, dict):
-        return ("d", [(k, _flatten(v, f"{path}_{k}", out)) for k, v in obj.items()])
-    raise TracingError(f"trace inputs and outputs must be tensors or (nested) tuples, lists or dicts of tensors; "
-                       f"got {type(obj).__name__} at {path or 'the top level'}")
+        return ("d", [(k, _flatten(v, f"{path}_{k}", out, numbers, constants)) for k, v in obj.items()])
+    if numbers and isinstance(obj, (bool, int, float)):
+        out.append((path, _wrap(np.asarray(obj))))
+        return ("t",)
+    if isinstance(obj, _CONSTANT) and (constants or obj is None):  # an output number would be baked in
+        return ("c", obj)
+    raise TracingError(f"trace inputs and outputs must be tensors, Python numbers or (nested) tuples, lists or "
+                       f"dicts of them; got {type(obj).__name__} at {path or 'the top level'}")
 
 
 def _rebuild(spec, it):
     kind = spec[0]
     if kind == "t":
         return next(it)
+    if kind == "c":
+        return spec[1]
     if kind in ("l", "u"):
         items = [_rebuild(s, it) for s in spec[1]]
         return items if kind == "l" else tuple(items)
@@ -91,8 +103,8 @@ class TracedModule:
         flat = []
         spec = _flatten(tuple(args), "", flat)
         if spec != self._in_spec:
-            raise TracingError("the inputs do not have the structure the function was traced with "
-                               f"(expected {self._in_spec}, got {spec})")
+            raise TracingError("the inputs do not have the structure the function was traced with, or Python "
+                               f"numbers in them differ from the traced ones (expected {self._in_spec}, got {spec})")
         feeds = []
         bound = {}  # symbol -> size, consistent across inputs
         for (_, t), v in zip(flat, self.graph.inputs):
@@ -161,7 +173,7 @@ def trace(fn, example_inputs, *, strict=False, check_trace=True, dynamic_dims=No
         for h in handles:
             h.remove()
     out_flat = []
-    out_spec = _flatten(out, "", out_flat)
+    out_spec = _flatten(out, "", out_flat, constants=False)
     outputs = [tracer.value_of(t) for _, t in out_flat]
     # Inputs or buffers updated in place (e.g. batch-norm running stats) stay in the graph as extra
     # outputs, written back into the tensors on every call: never silently dropped.
@@ -359,9 +371,9 @@ def _check(traced, fn, args, rtol, atol):
     with no_grad():
         for k, inputs in enumerate((args, _perturbed(args))):
             want = []
-            _flatten(fn(*inputs), "", want)
+            _flatten(fn(*inputs), "", want, numbers=True)
             got = []
-            _flatten(traced(*inputs), "", got)
+            _flatten(traced(*inputs), "", got, numbers=True)
             for i, ((_, w), (_, g)) in enumerate(zip(want, got)):
                 if not np.allclose(g.numpy(), w.numpy(), rtol=rtol, atol=atol, equal_nan=True):
                     which = "the example inputs" if k == 0 else "perturbed inputs"
@@ -399,7 +411,7 @@ def _check_sizes(traced, fn, args, rtol, atol):
         try:
             with no_grad():
                 want = []
-                _flatten(fn(*inputs), "", want)
+                _flatten(fn(*inputs), "", want, numbers=True)
         except Exception as eager_error:  # the function refuses this size: so must the graph
             try:
                 traced(*inputs)
@@ -411,7 +423,7 @@ def _check_sizes(traced, fn, args, rtol, atol):
         try:
             with no_grad():
                 got = []
-                _flatten(traced(*inputs), "", got)
+                _flatten(traced(*inputs), "", got, numbers=True)
         except Exception as e:
             raise TracingError(f"dynamic_dims: the trace does not run at size {size} ({type(e).__name__}: {e}); "
                                "the function bakes in a size (e.g. view with fixed sizes)") from e

@@ -244,10 +244,20 @@ class Scripter:
         check_all(roots)
 
     def run_module(self, module, args):
-        return self.call_module(module, args, {})
+        return self.outputs(self.call_module(module, args, {}))
 
     def run_function(self, fn, args):
-        return self.call(fn, args, {})
+        return self.outputs(self.call_value(fn, args, {}))
+
+    def outputs(self, out):
+        """Run-time numbers among the results become 0-dim tensors (graph outputs are tensors)."""
+        if isinstance(out, SymScalar):
+            return self.tensor_of(out)
+        if isinstance(out, (list, tuple)):
+            return type(out)(self.outputs(v) for v in out)
+        if isinstance(out, dict):
+            return {k: self.outputs(v) for k, v in out.items()}
+        return out
 
     # ---- errors -------------------------------------------------------------------------
 
