@@ -633,3 +633,41 @@ def test_python_number_inputs_are_constants_and_run_time_numbers_are_outputs():
     assert m.dim() == 0 and int(m) == 15
     with pytest.raises(tj.jit.TracingError, match="Python numbers in them differ"):
         s(tj.ones(5, 2), 4)
+
+
+def test_break_and_continue_under_run_time_conditions():
+    def greedy(x):
+        total = x[0] * 0
+        for i in range(6):  # a constant range, left early on a condition known only at run time
+            if total.sum() > 4:
+                break
+            if x[i % x.size(0)].sum() < 0:
+                continue
+            total = total + x[i % x.size(0)].abs()
+        return total
+
+    _check(greedy, tj.randn(3, 2), [tj.randn(3, 2) * 5, -tj.ones(3, 2), tj.ones(3, 2) * 0.1])
+
+    def scan(x):
+        acc = x[0] * 0
+        n = 0
+        for row in x:  # a dynamic number of rows
+            n += 1
+            if row.sum() < 0:
+                continue
+            acc = acc + row
+            if acc.sum() > 3:
+                break
+        return acc, tj.ones(1) * n
+
+    s = _check(scan, tj.randn(5, 2), [tj.randn(1, 2), tj.randn(9, 2) * 3, -tj.ones(4, 2)], {"x": {0: "T"}})
+    assert "prim::Loop" in _ops(s.graph)
+
+    def until(x):
+        while x.sum() < 50:
+            x = x * 2
+            if x.max() > 20:
+                break
+        return x
+
+    _check(until, tj.ones(2), [tj.ones(2) * 9, tj.ones(2) * 30, tj.ones(2) * 0.01])

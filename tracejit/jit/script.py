@@ -186,6 +186,49 @@ def _copy_containers(v):
     return v
 
 
+def _loop_exits(stmts):
+    """Whether `break` or `continue` of this loop appear in `stmts` (not those of nested loops)."""
+    stack = list(stmts)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.Break, ast.Continue)):
+            return True
+        if isinstance(n, (ast.For, ast.While, ast.FunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        stack.extend(ast.iter_child_nodes(n))
+    return False
+
+
+def _flag(name, value, at):
+    return ast.fix_missing_locations(ast.copy_location(
+        ast.Assign([ast.Name(name, ast.Store())], ast.Constant(value)), at))
+
+
+def _without_exits(stmts, brk, cont):
+    """`stmts` with `break` / `continue` turned into flag assignments and what follows them guarded by
+    `if not (brk or cont):`, so a loop can stop on a condition known only at run time."""
+    out = []
+    for i, s in enumerate(stmts):
+        if isinstance(s, (ast.Break, ast.Continue)):
+            out.append(_flag(brk if isinstance(s, ast.Break) else cont, True, s))
+            return out  # the rest of this block is dead
+        if isinstance(s, (ast.If, ast.With)) and _loop_exits([s]):
+            if isinstance(s, ast.If):
+                new = ast.If(s.test, _without_exits(s.body, brk, cont), _without_exits(s.orelse, brk, cont))
+            else:
+                new = ast.With(s.items, _without_exits(s.body, brk, cont))
+            out.append(ast.copy_location(new, s))
+            rest = stmts[i + 1:]
+            if rest:
+                test = ast.UnaryOp(ast.Not(), ast.BoolOp(ast.Or(), [ast.Name(brk, ast.Load()),
+                                                                    ast.Name(cont, ast.Load())]))
+                guard = ast.copy_location(ast.If(test, _without_exits(rest, brk, cont), []), rest[0])
+                out.append(ast.fix_missing_locations(guard))
+            return out
+        out.append(s)
+    return out
+
+
 def _always_returns(stmts):
     for s in stmts:
         if isinstance(s, (ast.Return, ast.Raise)):
@@ -1073,11 +1116,16 @@ class Scripter:
 
     def exec_for(self, stmt):
         it = self.eval(stmt.iter)
-        if isinstance(it, _Range) and it.dynamic:
-            return self.emit_loop(stmt, stmt.body, rng=it)
+        if (isinstance(it, _Range) and it.dynamic) or (isinstance(it, Tensor) and self.dim_is_dynamic(it, 0)):
+            rng, over = (it, None) if isinstance(it, _Range) else (None, it)
+            if not _loop_exits(stmt.body):
+                return self.emit_loop(stmt, stmt.body, rng=rng, over=over)
+            brk, body = self.exit_flags(stmt)
+            try:
+                return self.emit_loop(stmt, body, rng=rng, over=over, brk=brk)
+            finally:
+                self.drop_flags()
         if isinstance(it, Tensor):
-            if self.dim_is_dynamic(it, 0):
-                return self.emit_loop(stmt, stmt.body, over=it)
             it = [self.getitem(it, i) for i in range(it.shape[0])]
         if isinstance(it, _Range):
             it = range(it.start, it.stop, it.step)
@@ -1086,18 +1134,45 @@ class Scripter:
                              "iterate over range(...), a tensor, a list, a tuple or an nn.ModuleList")
         self.ctx.loop_depth += 1
         try:
-            for k, item in enumerate(it):
-                if k >= MAX_UNROLL:
-                    raise self.error(f"a loop unrolled more than {MAX_UNROLL} times")
-                self.assign(stmt.target, item)
-                try:
+            if not _loop_exits(stmt.body):
+                for k, item in enumerate(it):
+                    if k >= MAX_UNROLL:
+                        raise self.error(f"a loop unrolled more than {MAX_UNROLL} times")
+                    self.assign(stmt.target, item)
                     self.exec_block(stmt.body)
-                except _Break:
-                    break
-                except _Continue:
-                    continue
+                return
+            brk, body = self.exit_flags(stmt)
+            try:
+                for k, item in enumerate(it):
+                    if k >= MAX_UNROLL:
+                        raise self.error(f"a loop unrolled more than {MAX_UNROLL} times")
+                    stop = self.ctx.env[brk]
+                    if not _is_dynamic(stop) and stop:
+                        break
+                    self.assign(stmt.target, item)
+                    self.exec_block(body if not _is_dynamic(stop) else [self.guard(brk, body, stmt)])
+            finally:
+                self.drop_flags()
         finally:
             self.ctx.loop_depth -= 1
+
+    def exit_flags(self, stmt, keep=False):
+        """Flag variables standing for this loop's `break` / `continue`, and its body rewritten to set them."""
+        self._flags = getattr(self, "_flags", 0) + 1
+        brk, cont = f"__break{self._flags}", f"__continue{self._flags}"
+        self.ctx.env[brk] = False
+        self.ctx.env[cont] = False
+        self._open_flags = getattr(self, "_open_flags", []) + [(brk, cont)]
+        return brk, [_flag(cont, False, stmt)] + _without_exits(stmt.body, brk, cont)
+
+    def drop_flags(self):
+        brk, cont = self._open_flags.pop()
+        self.ctx.env.pop(brk, None)
+        self.ctx.env.pop(cont, None)
+
+    def guard(self, brk, body, at):
+        test = ast.UnaryOp(ast.Not(), ast.Name(brk, ast.Load()))
+        return ast.fix_missing_locations(ast.copy_location(ast.If(test, body, []), at))
 
     def exec_while(self, stmt):
         self.ctx.loop_depth += 1
@@ -1107,23 +1182,25 @@ class Scripter:
             self.ctx.loop_depth -= 1
 
     def _exec_while(self, stmt):
-        for k in range(MAX_UNROLL + 1):
-            self.node = stmt
-            cond = self.eval(stmt.test)
-            c = self.truth(cond)
-            if c is not None:
-                return self.emit_loop(stmt, stmt.body, cond=c)
-            if not cond:
-                return
-            if k == MAX_UNROLL:
-                raise self.error(f"a `while` loop whose condition is known at compile time ran {MAX_UNROLL} times",
-                                 "make the condition depend on a tensor, or bound the loop")
-            try:
-                self.exec_block(stmt.body)
-            except _Break:
-                return
-            except _Continue:
-                continue
+        brk, body = self.exit_flags(stmt) if _loop_exits(stmt.body) else (None, stmt.body)
+        try:
+            for k in range(MAX_UNROLL + 1):
+                self.node = stmt
+                cond = self.eval(stmt.test)
+                if brk is not None:
+                    cond = self.logical("and", self.negate(self.ctx.env[brk]), cond)
+                c = self.truth(cond)
+                if c is not None:
+                    return self.emit_loop(stmt, body, cond=c, brk=brk)
+                if not cond:
+                    return
+                if k == MAX_UNROLL:
+                    raise self.error(f"a `while` loop whose condition is known at compile time ran {MAX_UNROLL} "
+                                     "times", "make the condition depend on a tensor, or bound the loop")
+                self.exec_block(body)
+        finally:
+            if brk is not None:
+                self.drop_flags()
 
     def dim_is_dynamic(self, t, d):
         shape = self.type_of(t).shape
@@ -1135,7 +1212,7 @@ class Scripter:
             return entry[1].type
         return TensorType(t.dtype, tuple(t.shape))
 
-    def emit_loop(self, stmt, body, rng=None, over=None, cond=None):
+    def emit_loop(self, stmt, body, rng=None, over=None, cond=None, brk=None):
         """A prim::Loop for `for` over a run-time range or tensor, or `while` on a run-time condition."""
         tracer = self.tracer
         env = self.ctx.env
@@ -1175,7 +1252,7 @@ class Scripter:
                 tracer.probing += 0 if runs else 1
                 try:
                     out_leaves, body_vals = self.loop_body(block, stmt, body, carried, spec, init_leaves, dyn,
-                                                           types, rng, over, cond)
+                                                           types, rng, over, cond, brk)
                 except (ScriptError, TracingError, ScriptException):
                     raise
                 except Exception as e:
@@ -1217,7 +1294,7 @@ class Scripter:
             if n not in carried:
                 env[n] = _Undefined(n, "assigned only inside a loop compiled for run time")
 
-    def loop_body(self, block, stmt, body, carried, spec, init_leaves, dyn, types, rng, over, cond):
+    def loop_body(self, block, stmt, body, carried, spec, init_leaves, dyn, types, rng, over, cond, brk=None):
         tracer = self.tracer
         tracer.block = block
         i_param = self.graph.add_param(block, IntType(), "i")
@@ -1256,13 +1333,14 @@ class Scripter:
                                  "assign the result to a variable, stop the loop, and return after it") from None
             except _Raised:
                 raised = True
+            next_cond = True
             if cond is not None and not raised:
                 self.node = stmt
                 next_cond = self.eval(stmt.test)
-                c = self.truth(next_cond)
-                next_ir = c.ir if c is not None else self.ir_of(bool(next_cond))
-            else:
-                next_ir = self.ir_of(True)
+            if brk is not None and not raised:  # the loop also stops once a `break` ran
+                next_cond = self.logical("and", self.negate(env[brk]), next_cond)
+            c = self.truth(next_cond)
+            next_ir = c.ir if c is not None else self.ir_of(bool(next_cond))
             for n, init_value in zip(carried, self.unflatten(spec, iter(init_leaves))):
                 if self.flatten(env.get(n))[0] != self.flatten(init_value)[0]:
                     what = "list or dict" if isinstance(init_value, (list, dict)) else "tuple"
