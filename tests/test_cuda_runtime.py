@@ -6,7 +6,6 @@ block on numpy (and whose sources NVRTC compiles, where it is installed). With a
 models against the CPU runtime, launch counts, cupy inputs and outputs, strided and misaligned inputs.
 """
 
-import contextlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,7 +15,7 @@ import tracejit as tj
 from tests import golden_models
 from tracejit import devices, ir
 from tracejit.codegen import nvrtc
-from tracejit.runtime import cli, cuda_plan, load
+from tracejit.runtime import cli, cuda_device, cuda_plan, load, tjfile
 from tracejit.runtime.cuda_device import DeviceArrayModule, launch_shape
 from tracejit.runtime.cuda_plan import CudaPlan, assign_steps, prepare
 from tracejit.runtime.plan import PlanInputError, specialize
@@ -53,39 +52,21 @@ def _address(a):
     return a.__array_interface__["data"][0]
 
 
-class Emulated:
-    """CudaPlan's device side on numpy: a kernel launch runs its group's block through the registry, after
-    checking what a GPU launch needs (the strides baked into the kernel, 16-byte alignment for vector
-    kernels, the arguments' ABI); NVRTC compiles every kernel source where it is installed."""
-
-    xp = np
-    sm_count = 4
+class Emulated(cuda_plan.HostBackend):
+    """The host backend, checking what a GPU launch needs before each kernel runs (the strides baked into
+    the kernel, 16-byte alignment for vector kernels, the arguments' ABI); NVRTC compiles every kernel
+    source where it is installed."""
 
     def __init__(self):
-        self.kernels = []
+        super().__init__()
         self.uploads = 0
-
-    def activate(self):
-        return contextlib.nullcontext()
-
-    def is_host(self, a):
-        return False  # numpy arrays are this device's arrays
 
     def to_device(self, a):
         self.uploads += 1
         return np.asarray(a)
 
-    def to_host(self, a):
-        return np.asarray(a)
-
     def empty(self, shape, dtype):
         return np.full(shape, 7, dtype)  # garbage, as cupy.empty's may be
-
-    def matmul(self, a, b):
-        return np.matmul(a, b)
-
-    def address(self, a):
-        return _address(a)
 
     def load(self, kernel, node):
         self.kernels.append(kernel)
@@ -472,3 +453,37 @@ def test_strided_misaligned_scalar_and_control_flow_inputs_on_the_gpu():
     _, example, graph = _frozen("lstm_step")
     (out, h, c) = CudaPlan(graph).run(example.numpy())
     _assert_close([cp.asnumpy(o) for o in (out, h, c)], ir.run(graph, example.numpy()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not nvrtc.available(), reason="needs the NVRTC library")
+def test_model_files_can_ship_ptx_for_named_architectures(tmp_path):
+    model = tj.nn.Sequential(tj.nn.Linear(8, 16), tj.nn.ReLU(), tj.nn.Linear(16, 4), tj.nn.Softmax(-1)).eval()
+    x = tj.randn(3, 8)
+    scripted = tj.script(model, x, dynamic_dims={"input": {0: "N"}})
+    with pytest.raises(ValueError, match="needs cuda_inputs"):
+        scripted.save(tmp_path / "m.tj", cuda_archs=("compute_80",))
+    with pytest.raises(ValueError, match="virtual ones such as 'compute_90'"):
+        scripted.save(tmp_path / "m.tj", cuda_archs=("sm_90",), cuda_inputs=(x,))
+    scripted.save(tmp_path / "m.tj", cuda_archs=("compute_80", "compute_90"), cuda_inputs=(x,))
+    f = tjfile.read(str(tmp_path / "m.tj"))
+    backend = cuda_plan.HostBackend()
+    cuda_plan.CudaPlan(f.graph, backend=backend).run(x.numpy())
+    assert backend.kernels
+    want = {cuda_device.ptx_member(a, k.source) for a in ("compute_80", "compute_90") for k in backend.kernels}
+    assert set(f.native) == want
+    for name, ptx in f.native.items():
+        assert f".target sm_{name.split('/')[1][-2:]}" in ptx.decode()
+    # Other sizes specialize other kernels: their members (keyed by the kernel source) do not match.
+    other = cuda_plan.HostBackend()
+    cuda_plan.CudaPlan(f.graph, backend=other).run(np.ones((5, 8), np.float32))
+    assert {cuda_device.ptx_member("compute_80", k.source) for k in other.kernels} != want
+    # The CUDA backend takes a shipped PTX for exactly its kernel and architecture, and compiles the rest.
+    gpu = object.__new__(cuda_device.CupyBackend)
+    gpu.cached, gpu.arch = dict(f.native), "compute_90"
+    source = backend.kernels[0].source
+    assert gpu._ptx(source) == f.native[cuda_device.ptx_member("compute_90", source)].decode()
+    gpu.cached = {cuda_device.ptx_member("compute_80", source): b"// another architecture's",
+                  cuda_device.ptx_member("compute_90", source + " "): b"// another kernel's"}
+    assert ".target sm_90" in gpu._ptx(source)  # compiled here: nothing shipped matches
+    loaded = tj.load(str(tmp_path / "m.tj"))  # the CPU ignores them
+    np.testing.assert_allclose(loaded(x.numpy()), model(x).numpy(), rtol=1e-5, atol=1e-6)

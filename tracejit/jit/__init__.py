@@ -252,12 +252,25 @@ def compile(fn, example_inputs, *, dynamic_dims=None, strict=False):  # noqa: A0
 class ScriptedModule(TracedModule):
     """An exported model: frozen, optimized and compiled graph, `.graph`, `.code`, `__call__`, `.save(path)`."""
 
-    def save(self, path):
-        """Write the model to a `.tj` file (atomically); returns a dict with the file size and planned peak
-        memory."""
+    def save(self, path, *, cuda_archs=(), cuda_inputs=None):
+        """Write the model to a `.tj` file (atomically); returns a SaveInfo (file size, planned peak memory).
+
+        `cuda_archs=("compute_90", ...)` with `cuda_inputs` (example inputs: the kernels are specialized to
+        their sizes) also ships the PTX of every CUDA kernel the model runs for such inputs, compiled by
+        NVRTC (no GPU needed); `load(path, device="cuda")` then skips compiling the kernels it finds there."""
         from ..runtime import tjfile
 
-        return tjfile.save_graph(path, self.graph)
+        extra = None
+        if cuda_archs:
+            if cuda_inputs is None:
+                raise ValueError("save(cuda_archs=...) needs cuda_inputs: example inputs whose sizes the CUDA "
+                                 "kernels are compiled for")
+            from ..runtime.cuda_plan import ptx_members
+
+            flat = []
+            _flatten(cuda_inputs if isinstance(cuda_inputs, tuple) else (cuda_inputs,), "", flat)
+            extra = ptx_members(self.graph, [t.numpy(force=True) for _, t in flat], tuple(cuda_archs))
+        return tjfile.save_graph(path, self.graph, extra_members=extra)
 
 
 def script(model, *example_inputs, dynamic_dims=None, strict=False):

@@ -13,6 +13,7 @@ capability (the PTX is cached on disk with the native code, `codegen.cache`), lo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import threading
 
@@ -23,6 +24,12 @@ from tracejit import devices
 THREADS = 256  # threads per block of a kernel that does not name its own
 BLOCKS_PER_SM = 32  # grid cap: enough resident blocks to hide memory latency; grid-stride loops do the rest
 VECTOR_ALIGN = 16  # bytes: kernels with vector_width > 1 load and store 16-byte packs
+
+
+def ptx_member(arch, source):
+    """The `.tj` member that holds the PTX of kernel `source` for virtual architecture `arch` ("compute_90"):
+    named by the source's hash, so a cached PTX is only ever used for exactly the kernel it was made from."""
+    return f"native/cuda-{arch}/{hashlib.sha256(source.encode()).hexdigest()[:40]}.ptx"
 
 
 def launch_shape(kernel, sm_count):
@@ -86,9 +93,10 @@ class CupyBackend:
     """The device side of a CudaPlan on cupy: allocation, transfers, kernels (NVRTC's PTX, loaded by the CUDA
     driver; PTX is cached on disk with the native code), and cuBLAS GEMMs through `cupy.matmul`."""
 
-    def __init__(self, index=None):
+    def __init__(self, index=None, cached=None):
         from tracejit.codegen import nvrtc
 
+        self.cached = dict(cached or {})  # `.tj` members: PTX shipped in the model file (see ptx_member)
         cp = devices.cupy_module()
         devices.module_for(devices.device("cuda", index))  # a clear error for an index with no GPU
         if not nvrtc.available():
@@ -159,7 +167,10 @@ class CupyBackend:
     def _ptx(self, source):
         from tracejit.codegen import nvrtc
 
+        shipped = self.cached.get(ptx_member(self.arch, source))
+        if shipped is not None:
+            return shipped.decode()
         return nvrtc.compile_ptx_cached(source, arch=self.arch)
 
 
-__all__ = ["CupyBackend", "DeviceArrayModule", "describe_device", "launch_shape"]
+__all__ = ["CupyBackend", "DeviceArrayModule", "describe_device", "launch_shape", "ptx_member"]

@@ -39,6 +39,8 @@ The device side (cupy, the CUDA driver, cuBLAS) is `runtime.cuda_device`; its `l
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 from typing import Any, NamedTuple
 
@@ -49,7 +51,7 @@ from tracejit.codegen import cuda_c
 from tracejit.ir.graph import ConstRef, Node
 from tracejit.ir.types import TensorType
 from tracejit.ops.execute import run_op
-from tracejit.runtime.cuda_device import VECTOR_ALIGN, CupyBackend
+from tracejit.runtime.cuda_device import VECTOR_ALIGN, CupyBackend, ptx_member
 from tracejit.runtime.plan import bind, run_block, specialize
 
 # Ops a program runs itself; any other prim (control flow, scalar arithmetic) sends the graph to the interpreter.
@@ -274,10 +276,10 @@ class CudaPlan:
     by default. Safe to call from several threads (`.launches` and `.steps` then describe one of them).
     """
 
-    def __init__(self, graph, *, device=None, native=True, backend=None):
+    def __init__(self, graph, *, device=None, native=True, backend=None, cached=None):
         self.graph = graph
         self.native = native
-        self.backend = backend if backend is not None else CupyBackend(device)
+        self.backend = backend if backend is not None else CupyBackend(device, cached=cached)
         self.launches = None
         self.steps = None
         self._inputs = [(v.name, v.type) for v in graph.inputs]
@@ -529,4 +531,64 @@ def _element_strides(a):
     return tuple(s // size for s in strides)
 
 
-__all__ = ["CudaPlan", "Step", "assign_steps", "interpreted", "prepare"]
+class HostBackend:
+    """CudaPlan's device side on the host (numpy): a kernel launch runs its group's block through the
+    registry. It lists the kernels a graph needs for given inputs (`kernels`), e.g. to ship their PTX in
+    a model file, and runs the plan's logic where there is no GPU."""
+
+    xp = np
+    sm_count = 4
+
+    def __init__(self):
+        self.kernels = []
+
+    def activate(self):
+        return contextlib.nullcontext()
+
+    def is_host(self, a):
+        return False  # numpy arrays are this device's arrays
+
+    def to_device(self, a):
+        return np.asarray(a)
+
+    def to_host(self, a):
+        return np.asarray(a)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def matmul(self, a, b):
+        return np.matmul(a, b)
+
+    def address(self, a):
+        return a.__array_interface__["data"][0]
+
+    def load(self, kernel, node):
+        self.kernels.append(kernel)
+
+        def launch(outs, args):
+            for o, r in zip(outs, run_block(node.blocks[0], args, np)):
+                np.copyto(o, r)
+
+        return launch
+
+
+def ptx_members(graph, arrays, archs):
+    """`.tj` members (name -> bytes) holding the PTX of every kernel `graph` runs for inputs like `arrays`
+    (their sizes and strides), compiled by NVRTC for each virtual architecture in `archs` ("compute_90").
+    `tracejit.load(path, device="cuda")` uses one only on a GPU of that architecture, for that kernel."""
+    from tracejit.codegen import nvrtc
+
+    for arch in archs:
+        if not re.fullmatch(r"compute_\d+", str(arch)):
+            raise ValueError(f"PTX architectures are virtual ones such as 'compute_90'; got {arch!r}")
+    backend = HostBackend()
+    CudaPlan(graph, backend=backend).run(*arrays)
+    members = {}
+    for arch in archs:
+        for k in backend.kernels:
+            members[ptx_member(arch, k.source)] = nvrtc.compile_ptx(k.source, arch=arch).encode()
+    return members
+
+
+__all__ = ["CudaPlan", "HostBackend", "Step", "assign_steps", "interpreted", "prepare", "ptx_members"]

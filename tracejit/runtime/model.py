@@ -87,7 +87,7 @@ class Model:
         if self._on_gpu:
             from tracejit.runtime.cuda_plan import CudaPlan
 
-            self._plan = CudaPlan(graph, device=self.device.index, native=native)
+            self._plan = CudaPlan(graph, device=self.device.index, native=native, cached=self.native_members)
         else:
             self._plan = Plan(graph, native=native)
 
