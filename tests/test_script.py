@@ -206,7 +206,7 @@ def test_return_inside_a_data_dependent_loop_is_refused():
                 return x[t]
         return x[0]
 
-    with pytest.raises(ScriptError, match="`return` under a condition known only at run time, inside a loop"):
+    with pytest.raises(ScriptError, match="`return` inside a loop that runs a data-dependent number of times"):
         tj.script(f, tj.ones(3, 2), dynamic_dims={"x": {0: "T"}})
 
 
@@ -671,3 +671,37 @@ def test_break_and_continue_under_run_time_conditions():
         return x
 
     _check(until, tj.ones(2), [tj.ones(2) * 9, tj.ones(2) * 30, tj.ones(2) * 0.01])
+
+
+def test_return_inside_loops():
+    class Early(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, 3) for _ in range(3)])
+
+        def forward(self, x):
+            for k, layer in enumerate(self.layers):
+                x = layer(x)
+                if x.abs().max() > 2.0:
+                    return x * 0 + k  # leaves the loop and the function
+            return x
+
+    _check(Early().eval(), tj.randn(2, 3), [tj.randn(2, 3) * 10, tj.randn(2, 3) * 0.01])
+
+    def nested(x):
+        for i in range(3):
+            for j in range(2):
+                if x.sum() > i * 2 + j:
+                    return x * (i * 10 + j)
+        return -x
+
+    _check(nested, tj.ones(2) * 0.2, [tj.ones(2) * 1.6, tj.ones(2) * 10, -tj.ones(2)])
+
+    def dynamic(x):
+        for t in range(x.size(0)):
+            if x[t].sum() > 0:
+                return x[t]
+        return x[0]
+
+    with pytest.raises(ScriptError, match="`return` inside a loop that runs a data-dependent number of times"):
+        tj.script(dynamic, tj.ones(3, 2), dynamic_dims={"x": {0: "T"}})

@@ -95,6 +95,9 @@ class _RunTimeText(str):
         return obj
 
 
+_MISSING = object()  # a loop's return value on a path where the loop did not return
+
+
 class _Undefined:
     def __init__(self, name, why):
         self.name, self.why = name, why
@@ -226,6 +229,45 @@ def _without_exits(stmts, brk, cont):
                 out.append(ast.fix_missing_locations(guard))
             return out
         out.append(s)
+    return out
+
+
+def _has_return(stmts):
+    stack = list(stmts)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Return):
+            return True
+        if not isinstance(n, (ast.FunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(n))
+    return False
+
+
+def _without_returns(stmts, ret, val):
+    """A loop body with `return v` turned into `val = v; ret = True; break` (nested loops stop too)."""
+    out = []
+    for s in stmts:
+        if isinstance(s, ast.Return):
+            value = s.value if s.value is not None else ast.Constant(None)
+            for new in (ast.Assign([ast.Name(val, ast.Store())], value), _flag(ret, True, s), ast.Break()):
+                out.append(ast.fix_missing_locations(ast.copy_location(new, s)))
+            return out
+        if not _has_return([s]):
+            out.append(s)
+        elif isinstance(s, ast.If):
+            out.append(ast.copy_location(ast.If(s.test, _without_returns(s.body, ret, val),
+                                                _without_returns(s.orelse, ret, val)), s))
+        elif isinstance(s, ast.With):
+            out.append(ast.copy_location(ast.With(s.items, _without_returns(s.body, ret, val)), s))
+        elif isinstance(s, (ast.For, ast.While)):
+            loop = ast.copy_location(ast.For(s.target, s.iter, _without_returns(s.body, ret, val), s.orelse)
+                                     if isinstance(s, ast.For) else
+                                     ast.While(s.test, _without_returns(s.body, ret, val), s.orelse), s)
+            out.append(loop)
+            stop = ast.If(ast.Name(ret, ast.Load()), [ast.Break()], [])
+            out.append(ast.fix_missing_locations(ast.copy_location(stop, s)))
+        else:
+            out.append(s)
     return out
 
 
@@ -601,6 +643,18 @@ class Scripter:
                     self.emit_if(c, stmt.body + rest, stmt.orelse + rest, stmt, returns=True)
                 else:
                     self.emit_if(c, stmt.body, stmt.orelse, stmt)
+            elif isinstance(stmt, (ast.For, ast.While)) and _has_return(stmt.body):
+                # `return` in a loop: a flag and the value leave the loop; a `return` after it reads them
+                self._flags = getattr(self, "_flags", 0) + 1
+                ret, val = f"__returned{self._flags}", f"__retval{self._flags}"
+                self.ctx.env[ret] = False
+                body = _without_returns(stmt.body, ret, val)
+                loop = ast.copy_location(ast.For(stmt.target, stmt.iter, body, stmt.orelse)
+                                         if isinstance(stmt, ast.For) else ast.While(stmt.test, body, stmt.orelse),
+                                         stmt)
+                after = ast.If(ast.Name(ret, ast.Load()), [ast.Return(ast.Name(val, ast.Load()))], [])
+                self.exec_block([loop, ast.fix_missing_locations(ast.copy_location(after, stmt))] + stmts[i + 1:])
+                return
             elif isinstance(stmt, ast.With):  # grad modes only (see script_check): the body runs inline
                 from ..autograd.grad_mode import _Mode
 
@@ -918,6 +972,16 @@ class Scripter:
         live = [(b, res[1], vals) for b, res, vals in results if res[0] == "ok"]
         if not live:  # both branches raise: nothing after this runs
             raise _Raised()
+        if not returns:  # a loop's return value is read only where its flag is set: absent elsewhere is fine
+            for k, n in enumerate(names):
+                if not n.startswith("__retval"):
+                    continue
+                have = [v[k] for _, v, _ in live if not isinstance(v[k], _Undefined)]
+                if have and len(have) < len(live):
+                    spec, leaves = self.flatten(have[0])
+                    for _, v, _ in live:
+                        if isinstance(v[k], _Undefined):
+                            v[k] = self.unflatten(spec, iter([_MISSING] * len(leaves)))
         structures = [self.flatten(v if returns else list(v)) for _, v, _ in live]
         spec0 = structures[0][0]
         for spec, _ in structures[1:]:
@@ -930,6 +994,28 @@ class Scripter:
         env_for = {id(b): vals for b, _, vals in live}
         for k in range(len(leaves_per_branch[0])):
             column = [leaves[k] for leaves in leaves_per_branch]
+            present = [c for c in column if c is not _MISSING]
+            if len(present) < len(column):
+                out_type = self.missing_join(present, stmt)
+                out = ir.Value(out_type, self.graph.fresh_name(), node=node)
+                node.outputs.append(out)
+                fallback.append(self.example_data(present[0]))
+                for (b, _, _), c in zip(live, column):
+                    if c is _MISSING:
+                        u = self.graph.create("prim::Uninitialized", [], [out_type])
+                        b.append(u)
+                        returns_per_block[id(b)].append(u.outputs[0])
+                    elif isinstance(c, Tensor):
+                        returns_per_block[id(b)].append(self.tensor_ir(b, env_for[id(b)], c))
+                    else:
+                        returns_per_block[id(b)].append(self.ir_in_block(b, c))
+                for b, res, _ in results:
+                    if res[0] == "raise":
+                        u = self.graph.create("prim::Uninitialized", [], [out_type])
+                        b.append(u)
+                        returns_per_block[id(b)].append(u.outputs[0])
+                out_leaves.append(out)
+                continue
             first = column[0]
             if all(c is first for c in column) and not _is_dynamic(first) or (
                     all(_number(c) for c in column) and len({(type(c), c) for c in column}) == 1):
@@ -979,6 +1065,19 @@ class Scripter:
         for leaf in out_leaves:
             final.append(self.wrap_output(leaf, next(it)) if isinstance(leaf, ir.Value) else leaf)
         return self.unflatten(spec0, iter(final))
+
+    def missing_join(self, present, stmt):
+        """The type of a return value set on some paths only (all present ones must agree)."""
+        if all(isinstance(c, Tensor) for c in present):
+            out_type = self.type_of(present[0])
+            for c in present[1:]:
+                out_type = self.join_type(out_type, self.type_of(c), "the returned value", stmt)
+            return out_type
+        kinds = {_kind(c) for c in present if _number(c) or isinstance(c, SymScalar)}
+        if len(kinds) == 1 and all(_number(c) or isinstance(c, SymScalar) for c in present):
+            return _KIND_TYPE[kinds.pop()]()
+        raise self.error("a loop returns values of different types", "return one type (a tensor, or a number)",
+                         node=stmt)
 
     def tensor_ir(self, block, values, t):
         entry = values.get(id(t))
@@ -1056,6 +1155,12 @@ class Scripter:
 
     def wrap_output(self, v, data):
         """A Python value standing for IR value `v` whose example value is `data`."""
+        if data is None:  # prim::Uninitialized on the example's path: a stand-in of the right type
+            t = v.type
+            if isinstance(t, TensorType):
+                data = np.zeros([d if isinstance(d, int) else 1 for d in t.shape or ()], t.dtype.np)
+            else:
+                data = 0
         if isinstance(v.type, TensorType):
             t = _wrap(np.asarray(data))
             self.tracer.values[id(t)] = (t, v)
@@ -1538,6 +1643,9 @@ class Scripter:
         if name in env:
             v = env[name]
             if isinstance(v, _Undefined):
+                if name.startswith("__retval"):
+                    raise self.error("`return` inside a loop that runs a data-dependent number of times",
+                                     "assign the result to a variable, stop the loop, and return after it")
                 raise self.error(f"`{name}` is {v.why or 'not defined on every path that reaches here'}",
                                  "assign it before the branch or loop, or on every path")
             return v

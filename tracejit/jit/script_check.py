@@ -3,7 +3,7 @@ before anything runs, and all of them are reported in one `ScriptError` with fil
 
     >>> import ast
     >>> tree = ast.parse("def f(x):\\n    with open('a') as h:\\n        pass\\n    return lambda y: y\\n")
-    >>> [(p.line, p.what) for p in check_function(tree.body[0], "m.py", 0)]
+    >>> [(p.line, p.what.split(" (")[0]) for p in check_function(tree.body[0], "m.py", 0)]
     [(2, '`with` blocks'), (4, 'lambda expressions')]
 """
 
@@ -138,10 +138,9 @@ def is_user_code(fn):
     fn = inspect.unwrap(getattr(fn, "__func__", fn))
     if not inspect.isfunction(fn):
         return False
+    # Code typed at a prompt or exec'd counts too: scripting it reports that its source cannot be read.
     path = os.path.abspath(fn.__code__.co_filename)
-    if path.startswith(_PKG + os.sep) or path.startswith(_LIBRARY_DIRS):
-        return False
-    return not fn.__code__.co_filename.startswith("<")  # no source for exec'd or interactive code
+    return not (path.startswith(_PKG + os.sep) or path.startswith(_LIBRARY_DIRS))
 
 
 @dataclass
