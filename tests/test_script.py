@@ -705,3 +705,25 @@ def test_return_inside_loops():
 
     with pytest.raises(ScriptError, match="`return` inside a loop that runs a data-dependent number of times"):
         tj.script(dynamic, tj.ones(3, 2), dynamic_dims={"x": {0: "T"}})
+
+
+def test_compile_keeps_control_flow_and_falls_back_to_tracing():
+    def f(x):
+        if x.sum() > 0:
+            return x.relu() * 2
+        return x.abs()
+
+    fast = tj.compile(f, tj.ones(3))
+    assert fast.compiled and "prim::If" in fast.code
+    for x in (tj.ones(3), -tj.ones(3), tj.randn(3)):
+        np.testing.assert_allclose(fast(x).numpy(), f(x).numpy(), rtol=1e-6)
+
+    def unscriptable(x):
+        try:
+            return x * 2
+        except RuntimeError:
+            return x
+
+    with pytest.warns(tj.jit.TraceHazardWarning, match="traces this code instead of scripting it"):
+        fast = tj.compile(unscriptable, tj.ones(3))
+    np.testing.assert_allclose(fast(tj.ones(3)).numpy(), [2.0, 2.0, 2.0])

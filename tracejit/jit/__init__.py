@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 
@@ -231,9 +232,10 @@ def _is_module(fn):
 
 
 def compile(fn, example_inputs, *, dynamic_dims=None, strict=False):  # noqa: A001 - tracejit.compile
-    """`fn` (a function or module) as a natively compiled callable: traced on `example_inputs`, frozen when
-    it is a module in eval mode (weights become constants, inference passes run), then run by a native
-    Plan. Takes and returns tensors like `fn`.
+    """`fn` (a function or module) as a natively compiled callable: compiled from its source as `script` does
+    (so Python control flow on tensors is kept; code that cannot be scripted is traced on `example_inputs`
+    instead, with a warning naming why), frozen when it is a module in eval mode (weights become constants,
+    inference passes run), then run by a native Plan. Takes and returns tensors like `fn`.
 
         >>> import tracejit as tj
         >>> m = tj.nn.Sequential(tj.nn.Linear(3, 4), tj.nn.ReLU()).eval()
@@ -241,7 +243,13 @@ def compile(fn, example_inputs, *, dynamic_dims=None, strict=False):  # noqa: A0
         >>> bool(tj.allclose(fast(tj.ones(2, 3)), m(tj.ones(2, 3))))
         True
     """
-    traced = trace(fn, example_inputs, strict=strict, dynamic_dims=dynamic_dims)
+    try:
+        _check_source(fn)
+        traced = trace(fn, example_inputs, strict=strict, dynamic_dims=dynamic_dims, _script=True)
+    except ScriptError as e:
+        warnings.warn(f"tracejit.compile traces this code instead of scripting it, so its Python control flow "
+                      f"follows the example inputs:\n{e}", TraceHazardWarning, stacklevel=2)
+        traced = trace(fn, example_inputs, strict=strict, dynamic_dims=dynamic_dims)
     if _is_module(fn) and not fn.training:
         traced = freeze(traced)
     else:
