@@ -727,3 +727,16 @@ def test_compile_keeps_control_flow_and_falls_back_to_tracing():
     with pytest.warns(tj.jit.TraceHazardWarning, match="traces this code instead of scripting it"):
         fast = tj.compile(unscriptable, tj.ones(3))
     np.testing.assert_allclose(fast(tj.ones(3)).numpy(), [2.0, 2.0, 2.0])
+
+
+def _chain(x):
+    if x.mean() > 0:
+        return x * 2
+    return x - 1
+
+
+def test_lambdas_are_scripted_from_their_file():
+    scale = 3.0
+    f = lambda x: _chain(x) * scale  # noqa: E731
+    s = _check(f, tj.ones(2), [-tj.ones(2)])
+    assert "prim::If" in _ops(s.graph)

@@ -162,12 +162,19 @@ def source_of(fn):
     if hit is not None:
         return hit
     file = code.co_filename
+    unreadable = ScriptError([Problem(file, code.co_firstlineno, 1, f"the source of {fn.__qualname__} cannot be "
+                                      "read", "define it in a .py file, or mark it @tracejit.trace_only")])
+    if fn.__name__ == "<lambda>":
+        fndef = _lambda_def(fn)
+        if fndef is None:
+            raise unreadable
+        src = _SOURCES[code] = Source(fndef, file, 0, check_function(fndef, file, 0))
+        return src
     try:
         lines, first = inspect.getsourcelines(fn)
-    except (OSError, TypeError) as e:
-        raise ScriptError([Problem(file, code.co_firstlineno, 1, f"the source of {fn.__qualname__} cannot be read "
-                                   f"({e})", "define it in a .py file, or mark it @tracejit.trace_only")]) from None
-    tree = ast.parse(textwrap.dedent("".join(lines)))
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        raise unreadable from None
     fndef = tree.body[0]
     if not isinstance(fndef, ast.FunctionDef):
         raise ScriptError([Problem(file, first, 1, f"{fn.__qualname__} is not a plain function definition",
@@ -176,6 +183,28 @@ def source_of(fn):
     src = Source(fndef, file, first - 1, check_function(fndef, file, first - 1))
     _SOURCES[code] = src
     return src
+
+
+def _lambda_def(fn):
+    """A lambda's source as `def <lambda>(args): return body`, found in its file by line and parameters."""
+    code = fn.__code__
+    text = "".join(linecache.getlines(code.co_filename))
+    if not text:
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    names = list(code.co_varnames[:code.co_argcount])
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda) and n.lineno == code.co_firstlineno
+             and [a.arg for a in n.args.args] == names]
+    if len(found) != 1:
+        return None
+    lam = found[0]
+    ret = ast.copy_location(ast.Return(lam.body), lam)
+    extra = {"type_params": []} if "type_params" in ast.FunctionDef._fields else {}
+    fndef = ast.FunctionDef(name="<lambda>", args=lam.args, body=[ret], decorator_list=[], returns=None, **extra)
+    return ast.fix_missing_locations(ast.copy_location(fndef, lam))
 
 
 def referenced_functions(src, globals_, obj=None):
