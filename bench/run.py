@@ -20,6 +20,7 @@ WORKLOADS = {
     "fused_elementwise": "bench.fused_elementwise",
     "compiled_inference": "bench.compiled_inference",
     "startup": "bench.startup",
+    "scripted": "bench.scripted",
     "gpu": "bench.gpu",
 }
 
@@ -29,7 +30,7 @@ def main(argv=None):
     p.add_argument("workloads", nargs="*", metavar="workload", help=f"one or more of: {', '.join(WORKLOADS)}")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument("--quick", action="store_true",
-                   help="fewer rounds and shorter loops (compiled_inference, startup, gpu)")
+                   help="fewer rounds and shorter loops (compiled_inference, startup, scripted, gpu)")
     p.add_argument("--skip", action="append", default=[], metavar="CANDIDATE",
                    help="leave a candidate out, e.g. --skip torch.compile (compiled_inference)")
     args = p.parse_args(argv)

@@ -117,11 +117,13 @@ def _unwrap(x):
     return data if data is not None else x
 
 
-def run(graph, *inputs, xp=None, kernels=None):
+def run(graph, *inputs, xp=None, kernels=None, cache=None):
     """Run `graph` on `inputs` (arrays, numbers, or tensors); returns a tuple of outputs.
 
     `kernels` maps `prim::FusionGroup` nodes to compiled callables (`kernel(*arrays) -> outputs`);
-    a group without one, or whose inputs do not suit it, runs node by node."""
+    a group without one, or whose inputs do not suit it, runs node by node. `cache`: a dict the caller
+    keeps across runs of this graph, which must not change meanwhile (what each block frees when, each
+    node's op and dtype rule answers)."""
     params = graph.inputs
     if len(inputs) != len(params):
         names = ", ".join("%" + p.name for p in params)
@@ -132,7 +134,7 @@ def run(graph, *inputs, xp=None, kernels=None):
         xp = array_module(arrays[0]) if arrays else np
     env = dict(zip(params, inputs))
     result = []
-    plans = {}
+    plans = {} if cache is None else cache
 
     def finish_graph(values):
         result.extend(values)
@@ -229,7 +231,10 @@ def _step(node, env, frames, graph, xp, plans, kernels=None):
         _assign(env, block.params, args)
         frames.append(_Frame(block, lambda res, node=node: _assign(env, node.outputs, res), plans))
     elif op.startswith("tj::"):
-        res = run_op(ops.get(op), xp, args, node.attrs)
+        entry = plans.get(node)
+        if entry is None:
+            entry = plans[node] = (ops.get(op), {})
+        res = run_op(entry[0], xp, args, node.attrs, entry[1])
         if len(node.outputs) == 1:
             env[node.outputs[0]] = res
         else:

@@ -42,9 +42,27 @@ def _as_array(r):
     return np.asarray(r) if isinstance(r, np.generic) else r
 
 
-def run_op(op, xp, args, attrs):
-    """`op` on arrays / numbers / lists of arrays; returns an array or a tuple of arrays."""
-    compute, out_dtype = op.dtype_rule(tuple(_meta(a) for a in args), attrs)
+def _key(a):
+    if a is None or isinstance(a, _NUMBER):
+        return a.__class__
+    if isinstance(a, (list, tuple)):
+        return tuple(None if t is None else (t.dtype, t.ndim) for t in a)
+    return a.dtype, a.ndim
+
+
+def run_op(op, xp, args, attrs, cache=None):
+    """`op` on arrays / numbers / lists of arrays; returns an array or a tuple of arrays.
+
+    `cache`: a dict the caller keeps for one node (its op and attrs fixed): the dtype rule's answer is
+    remembered per operand dtypes and ranks (numbers count by kind, all that promotion reads of them)."""
+    if cache is None:
+        compute, out_dtype = op.dtype_rule(tuple(_meta(a) for a in args), attrs)
+    else:
+        key = tuple(_key(a) for a in args)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = op.dtype_rule(tuple(_meta(a) for a in args), attrs)
+        compute, out_dtype = hit
     if compute is not None and op.cast:
         want = compute.np
         args = list(args)

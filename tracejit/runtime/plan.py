@@ -154,9 +154,10 @@ class _Hybrid:
 
         self.graph = graph
         self.kernels = llvm_cpu.compile_groups(graph)
+        self.cache = {}  # the interpreter's per-graph bookkeeping, kept across calls (the graph is private)
 
     def __call__(self, arrays):
-        return tuple(np.asarray(o) for o in ir.run(self.graph, *arrays, kernels=self.kernels))
+        return tuple(np.asarray(o) for o in ir.run(self.graph, *arrays, kernels=self.kernels, cache=self.cache))
 
 
 def _wrap_lone_ops(graph):
