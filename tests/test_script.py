@@ -740,3 +740,15 @@ def test_lambdas_are_scripted_from_their_file():
     f = lambda x: _chain(x) * scale  # noqa: E731
     s = _check(f, tj.ones(2), [-tj.ones(2)])
     assert "prim::If" in _ops(s.graph)
+
+
+def test_constants_leave_loop_bodies():
+    def f(x):
+        acc = x[0] * 0
+        for t in range(x.size(0)):
+            acc = acc * 0.5 + x[t] * 3
+        return acc
+
+    s = _check(f, tj.randn(4, 2), [tj.randn(7, 2)], {"x": {0: "T"}})
+    (loop,) = [n for n in s.graph.body.nodes if n.op == "prim::Loop"]
+    assert not [n for n in loop.blocks[0].nodes if n.op == "prim::Constant"]

@@ -367,8 +367,30 @@ def fold_affine(graph):
     return changed
 
 
-PASSES = {"fold": fold_constants, "simplify": simplify, "fold_affine": fold_affine, "cse": cse, "dce": dce}
-DEFAULT_PIPELINE = ["fold", "simplify", "fold_affine", "cse", "dce"]
+def hoist_constants(graph):
+    """Move `prim::Constant` nodes out of `prim::If` / `prim::Loop` blocks to just before the outermost
+    such node, so a loop does not re-create them on every iteration (fusion groups keep theirs)."""
+    changed = False
+    for top in list(graph.body.nodes):
+        if top.op not in ("prim::If", "prim::Loop"):
+            continue
+        stack = list(top.blocks)
+        while stack:
+            block = stack.pop()
+            for n in list(block.nodes):
+                if n.op == "prim::Constant":
+                    block.nodes.remove(n)
+                    n.owner = None
+                    top.insert_before(n)
+                    changed = True
+                elif n.op in ("prim::If", "prim::Loop"):
+                    stack.extend(n.blocks)
+    return changed
+
+
+PASSES = {"fold": fold_constants, "simplify": simplify, "fold_affine": fold_affine, "cse": cse, "dce": dce,
+          "hoist": hoist_constants}
+DEFAULT_PIPELINE = ["fold", "simplify", "fold_affine", "hoist", "cse", "dce"]
 
 
 def _log_selection():
