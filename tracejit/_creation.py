@@ -17,7 +17,7 @@ import numpy as np
 from . import dtypes as D
 from . import ops
 from ._tensor import Tensor, _wrap, dispatch
-from .devices import CPU, array_module, as_device, module_for, to_device
+from .devices import CPU, array_module, as_device, module_for, on_device_of, to_device
 
 _FULL, _EMPTY, _ARANGE = ops.get("tj::full"), ops.get("tj::empty"), ops.get("tj::arange")
 _LINSPACE, _EYE = ops.get("tj::linspace"), ops.get("tj::eye")
@@ -155,6 +155,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     """A new tensor holding a copy of `data` (numbers, nested lists, numpy arrays or tensors)."""
     if isinstance(data, Tensor):
         arr = data.numpy(force=True).copy()
+        if device is None:  # a copy of a tensor stays on its device, as in PyTorch
+            device = data.device
     elif isinstance(data, np.ndarray):
         D.from_numpy_dtype(data.dtype)
         arr = np.array(data, copy=True)
@@ -269,8 +271,9 @@ def _keep_layout(out, input):
     arr = out._data
     xp = array_module(arr)
     strides = tuple(s * arr.itemsize for s in st)
-    view = xp.lib.stride_tricks.as_strided(xp.empty(arr.size, arr.dtype), arr.shape, strides)
-    view[...] = arr
+    with on_device_of(arr):
+        view = xp.lib.stride_tricks.as_strided(xp.empty(arr.size, arr.dtype), arr.shape, strides)
+        view[...] = arr
     out._data = view
     return out
 

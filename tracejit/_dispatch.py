@@ -96,8 +96,10 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
             if a.requires_grad:
                 grad = True
             arr = a._data
-            if arr.__class__ is not _ndarray:
+            if arr.__class__ is not _ndarray and xp is np:  # the first GPU array: the op runs on its GPU
                 xp = array_module(arr)
+                if arr.device.id != xp.cuda.runtime.getDevice():
+                    return _on_device(xp, arr.device.id, op, args, attrs, out)
             if want is not None and arr.dtype is not want and i in cast and arr.dtype != want:
                 arr = arr.astype(want)
             arrays.append(arr)
@@ -110,8 +112,10 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
                 if t.requires_grad:
                     grad = True
                 arr = t._data
-                if arr.__class__ is not _ndarray:
+                if arr.__class__ is not _ndarray and xp is np:
                     xp = array_module(arr)
+                    if arr.device.id != xp.cuda.runtime.getDevice():
+                        return _on_device(xp, arr.device.id, op, args, attrs, out)
                 if want is not None and i in cast and arr.dtype != want:
                     arr = arr.astype(want)
                 lst.append(arr)
@@ -126,6 +130,8 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
             from .devices import module_for
 
             xp = module_for(dev)
+            if (dev.index or 0) != xp.cuda.runtime.getDevice():
+                return _on_device(xp, dev.index or 0, op, args, attrs, out)
     grad = grad and _GRAD["enabled"]
     if _TRACE["tracer"] is not None:
         return _traced(op, args, attrs, out)
@@ -157,6 +163,12 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
     if grad and res.dtype.kind == "f":
         _record(op, args, attrs, (t,), _detached)
     return t
+
+
+def _on_device(xp, index, op, args, attrs, out):
+    """Dispatch with GPU `index` current: cupy allocates results and runs kernels on its current device."""
+    with xp.cuda.Device(index):
+        return dispatch(op, args, attrs, out)
 
 
 # The active tracer (tracejit.jit), or None: dispatch reports every op to it.
@@ -207,6 +219,8 @@ def _make_view(op, t, src, attrs):
 
 def _write_into(op, out, xp, arrays, attrs, out_dtype):
     target = out._data
+    if xp is not np and 0 in target.strides:  # cupy writes into broadcast views, where numpy's are read-only
+        _check_overlap(op, target, arrays)
     try:
         if op.inplace_impl is not None:
             if op.kind == "elementwise" and out_dtype is not None and not D.can_cast(out_dtype, out.dtype):
@@ -238,12 +252,17 @@ def _unexpand(op, out, arrays):
     root = storage_root(arr)
     if root is arr or not root.flags.writeable:  # read-only memory, not an expanded view
         return False
+    _check_overlap(op, arr, arrays)
+    out._data = np.asarray(_At(root, _ptr(arr), arr.shape, arr.strides))
+    return True
+
+
+def _check_overlap(op, arr, arrays):
+    """Refuse to write into an expanded `arr` unless the op only fills it."""
     fill = (op.name == "tj::copy" and not hasattr(arrays[1], "shape")) or op.name == "tj::index_put"
     if not fill and any(st == 0 and n > 1 for n, st in zip(arr.shape, arr.strides)):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor refers to a "
                            "single memory location. Please clone() the tensor before performing the operation.")
-    out._data = np.asarray(_At(root, _ptr(arr), arr.shape, arr.strides))
-    return True
 
 
 def _same_device(op, arrays, xp):

@@ -134,6 +134,8 @@ def setitem(x, index, value):
         value = _wrap(np.asarray(value))
     elif isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, Tensor) and value.device != x.device:  # x[i] = v copies v over, as copy_ does
+        value = value.to(x.device)
     if isinstance(value, Tensor) and value.ndim > view.ndim and adv is None:
         value = value.reshape(value.shape[value.ndim - view.ndim:]) if all(
             d == 1 for d in value.shape[: value.ndim - view.ndim]) else value

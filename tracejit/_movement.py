@@ -173,6 +173,8 @@ def copy_(self, src, non_blocking=False):
     """Copy src into self (broadcasting, casting to self's dtype); returns self."""
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be a Tensor, not {type(src).__name__}")
+    if src.device != self.device:  # copy_ is how data crosses devices (load_state_dict, init)
+        src = src.to(self.device)
     return dispatch(_OP["copy"], (self, src), out=self)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes as D
-from .devices import CPU, as_device, device_of, to_device
+from .devices import CPU, as_device, device, device_of, to_device
 from .ops.movement import storage_root
 
 _FROM_NP = D.FROM_NP
@@ -23,6 +23,7 @@ _ndarray = np.ndarray
 _generic = np.generic
 _NUMBER = (bool, int, float)
 _EMPTY = {}
+_CUDA, _CUDA0 = device("cuda"), device("cuda", 0)
 _LEGACY_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
                  "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
@@ -150,7 +151,8 @@ class Tensor:
         if type(self._data) is not _ndarray:
             if force:
                 return to_device(self._data, CPU)
-            raise TypeError("can't convert a cuda tensor to numpy; use .cpu() to copy it to host memory first")
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy the "
+                            "tensor to host memory first.")
         return self._data
 
     def tolist(self):
@@ -263,6 +265,8 @@ class Tensor:
         out = self
         if device is not None:
             dev = as_device(device)
+            if dev == _CUDA:  # plain `cuda` means cuda:0 (where to_device puts it): a tensor there stays itself
+                dev = _CUDA0
             if dev != self.device:
                 out = _wrap(to_device(self._data, dev))
         if dtype is not None:

@@ -9,6 +9,8 @@ cupy is imported only when a CUDA device is first used, so a CPU-only install wo
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 VALID_TYPES = ("cpu", "cuda")
@@ -127,6 +129,14 @@ def module_for(dev):
     if dev.index is not None and dev.index >= n:
         raise RuntimeError(f"CUDA device {dev.index} requested but only {n} GPU(s) are present")
     return cp
+
+
+def on_device_of(arr):
+    """A context in which `arr`'s GPU is cupy's current device (nothing for a CPU array): cupy allocates
+    and runs kernels on its current device, whichever device the arrays are on."""
+    if type(arr) is np.ndarray:
+        return contextlib.nullcontext()
+    return cupy_module().cuda.Device(arr.device.id)
 
 
 def to_device(arr, dev):

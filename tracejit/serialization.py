@@ -1,9 +1,10 @@
 """`tracejit.save` / `tracejit.load` for tensors and state dicts, without pickle.
 
 Tensors go into a safetensors file; the structure around them (nested dicts, lists,
-numbers, strings, None — e.g. an optimizer's state_dict) is stored as JSON in the file's
-metadata. Loading parses JSON and safetensors only: nothing from the file is executed.
-Saving is atomic: a temporary file in the same folder is renamed over the target.
+numbers, strings, None — e.g. an optimizer's state_dict) and the device of each GPU tensor
+are stored as JSON in the file's metadata; loading puts tensors back on their device unless
+`map_location` says where. Loading parses JSON and safetensors only: nothing from the file is
+executed. Saving is atomic: a temporary file in the same folder is renamed over the target.
 
     >>> import tempfile, os, tracejit as tj
     >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
@@ -48,7 +49,7 @@ def _flatten(obj, tensors, path):
     if isinstance(obj, Tensor):
         key = _key(tensors, path)
         tensors[key] = _contiguous(obj.detach().numpy(force=True))
-        return {"t": key}
+        return {"t": key} if obj.is_cpu else {"t": key, "dev": str(obj.device)}
     if isinstance(obj, np.ndarray):
         key = _key(tensors, path)
         tensors[key] = _contiguous(obj)
@@ -67,17 +68,28 @@ def _flatten(obj, tensors, path):
                     "numpy arrays, dicts, lists, tuples, numbers, strings and None (no pickle)")
 
 
-def _unflatten(desc, tensors):
+def _unflatten(desc, tensors, devices):
+    """The saved structure; with `devices`, tensors go back to the device they were saved from."""
     if "t" in desc:
         arr = tensors[desc["t"]]
-        return arr if desc.get("np") else _wrap(arr)
+        if desc.get("np"):
+            return arr
+        return _on_saved_device(_wrap(arr), desc["dev"]) if devices and "dev" in desc else _wrap(arr)
     if "d" in desc:
-        return OrderedDict((k, _unflatten(v, tensors)) for k, v in desc["d"])
+        return OrderedDict((k, _unflatten(v, tensors, devices)) for k, v in desc["d"])
     if "l" in desc:
-        return [_unflatten(v, tensors) for v in desc["l"]]
+        return [_unflatten(v, tensors, devices) for v in desc["l"]]
     if "u" in desc:
-        return tuple(_unflatten(v, tensors) for v in desc["u"])
+        return tuple(_unflatten(v, tensors, devices) for v in desc["u"])
     return desc["v"]
+
+
+def _on_saved_device(t, dev):
+    try:
+        return t.to(dev)
+    except RuntimeError as e:
+        raise RuntimeError(f"tracejit.load: a tensor was saved on {dev}, which is not usable here ({e}); pass "
+                           "map_location='cpu' to load it on the CPU") from None
 
 
 def save(obj, f):
@@ -124,7 +136,7 @@ def load(f, map_location=None, weights_only=True):
         if info.get("format", 0) > _FORMAT:
             raise TracejitFormatError(f"{path} was written by a newer tracejit (format {info['format']}; this "
                                       f"version reads up to {_FORMAT})")
-        out = _unflatten(info["root"], tensors)
+        out = _unflatten(info["root"], tensors, devices=map_location is None)
     if map_location is not None:
         out = _move(out, map_location)
     return out
@@ -135,6 +147,6 @@ def _move(obj, device):
         return obj.to(device)
     if isinstance(obj, dict):
         return OrderedDict((k, _move(v, device)) for k, v in obj.items())
-    if isinstance(obj, list):
-        return [_move(v, device) for v in obj]
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_move(v, device) for v in obj)
     return obj

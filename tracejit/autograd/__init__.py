@@ -28,7 +28,7 @@ def _seed(t, g):
     if not isinstance(g, Tensor):
         from .._creation import tensor
 
-        g = tensor(g, dtype=t.dtype)
+        g = tensor(g, dtype=t.dtype, device=t.device)
     if tuple(g.shape) != tuple(t.shape):
         raise RuntimeError(f"mismatch in shape: grad_output has shape {list(g.shape)} but output has shape "
                            f"{list(t.shape)}")

@@ -38,15 +38,16 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         raise ValueError("gradcheck: no output of func requires grad")
     for i in diff:
         x = inputs[i]
-        flat = x.detach().numpy().reshape(-1) if x.is_contiguous() else None
-        if flat is None:
+        if not x.is_contiguous():
             raise ValueError(f"gradcheck: input {i} must be contiguous")
+        # perturbed in place: the CPU array itself, or on a GPU the tensor's flat view
+        flat = x.detach().numpy().reshape(-1) if x.is_cpu else x.detach().view(-1)
         for k, out in enumerate(outs):
             n_out = out.numel()
             numeric = np.zeros((x.numel(), n_out))
             with no_grad():
                 for j in range(x.numel()):
-                    orig = flat[j]
+                    orig = float(flat[j])
                     flat[j] = orig + eps
                     plus = _outputs(func, inputs)[_index_of(func, inputs, k)].numpy(force=True).reshape(-1).copy()
                     flat[j] = orig - eps
@@ -58,7 +59,7 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
                 out_k = [o for o in _outputs(func, inputs) if isinstance(o, _api.Tensor) and o.requires_grad][k]
                 go = np.zeros(n_out)
                 go[m] = 1.0
-                seed = _api.PUBLIC["tensor"](go.reshape(out_k.shape), dtype=out_k.dtype)
+                seed = _api.PUBLIC["tensor"](go.reshape(out_k.shape), dtype=out_k.dtype, device=out_k.device)
                 (g,) = run_backward(F, [out_k], [seed], retain_graph=False, create_graph=False, inputs=[x],
                                     accumulate=False)
                 if g is not None:

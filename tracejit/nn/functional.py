@@ -15,6 +15,7 @@ from .. import _api, ops
 from .. import dtypes as D
 from .._tensor import dispatch
 from ..autograd.grad_mode import no_grad
+from ..devices import on_device_of
 from .functional_conv import *  # noqa: F403 - conv and pooling live in their own file
 from .functional_losses import *  # noqa: F403
 
@@ -242,9 +243,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         raise NotImplementedError("embedding: scale_grad_by_freq=True is not supported")
     n = weight.shape[0]
     # The check reads the index values directly: it is validation, not part of what a trace records.
-    if input.numel() and (int(input._data.max()) >= n or int(input._data.min()) < -n):
-        raise IndexError(f"embedding: index out of range (num_embeddings={n}, got indices in "
-                         f"[{int(input._data.min())}, {int(input._data.max())}])")
+    if input.numel():
+        with on_device_of(input._data):
+            lo, hi = int(input._data.min()), int(input._data.max())
+        if hi >= n or lo < -n:
+            raise IndexError(f"embedding: index out of range (num_embeddings={n}, got indices in [{lo}, {hi}])")
     if max_norm is not None:
         with no_grad():
             rows = input.reshape(-1)
@@ -308,7 +311,7 @@ def _pad_index(input, pad, mode):
         dim = input.ndim - 1 - i
         lo, hi = pad[2 * i], pad[2 * i + 1]
         n = out.shape[dim]
-        pos = tj["arange"](-lo, n + hi)
+        pos = tj["arange"](-lo, n + hi, device=input.device)
         if mode == "reflect":
             if lo >= n or hi >= n:
                 raise ValueError(f"pad: reflect padding ({lo}, {hi}) must be smaller than the dim size {n}")
@@ -346,13 +349,14 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         dim = 2 + i
         scale = (1.0 / scales[i]) if scales[i] else n_in / n_out
         if mode == "nearest":
-            idx = (tj["arange"](n_out, dtype=D.float64) * scale).floor().long().clamp(max=n_in - 1)
+            idx = (tj["arange"](n_out, dtype=D.float64, device=input.device) * scale).floor().long().clamp(max=n_in - 1)
             out = out.index_select(dim, idx)
         elif mode in ("linear", "bilinear", "trilinear"):
             if align_corners:
-                src = tj["arange"](n_out, dtype=D.float64) * ((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+                src = tj["arange"](n_out, dtype=D.float64, device=input.device) * (
+                    (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
             else:
-                src = ((tj["arange"](n_out, dtype=D.float64) + 0.5) * scale - 0.5).clamp(min=0)
+                src = ((tj["arange"](n_out, dtype=D.float64, device=input.device) + 0.5) * scale - 0.5).clamp(min=0)
             lo = src.floor().long().clamp(max=n_in - 1)
             hi = (lo + 1).clamp(max=n_in - 1)
             w = (src - lo.double()).to(input.dtype)

@@ -29,7 +29,7 @@ def _merge_masks(attn_mask, key_padding_mask, batch, heads, L, S, dtype):
     if attn_mask is not None:
         m = attn_mask
         if m.dtype is D.bool_:  # True means "not allowed" in nn.MultiheadAttention
-            m = tj["zeros"](m.shape, dtype=dtype).masked_fill(m, float("-inf"))
+            m = tj["zeros"](m.shape, dtype=dtype, device=m.device).masked_fill(m, float("-inf"))
         m = m.to(dtype)
         if m.ndim == 3:
             m = m.reshape(batch, heads, L, S)
@@ -37,7 +37,7 @@ def _merge_masks(attn_mask, key_padding_mask, batch, heads, L, S, dtype):
     if key_padding_mask is not None:
         k = key_padding_mask
         if k.dtype is D.bool_:
-            k = tj["zeros"](k.shape, dtype=dtype).masked_fill(k, float("-inf"))
+            k = tj["zeros"](k.shape, dtype=dtype, device=k.device).masked_fill(k, float("-inf"))
         k = k.to(dtype).reshape(batch, 1, 1, S)
         mask = k if mask is None else mask + k
     return mask

@@ -86,7 +86,10 @@ _ZEROS = {}
 
 
 def _zero(xp, dt):
-    """A cached 0-d zero: numpy converts it faster than a Python 0 in small ops."""
+    """A cached 0-d zero: numpy converts it faster than a Python 0 in small ops. (Not for cupy, whose arrays
+    belong to one GPU: there a scalar of the dtype.)"""
+    if xp is not np:
+        return dt.type(0)
     z = _ZEROS.get((xp, dt))
     if z is None:
         z = _ZEROS[xp, dt] = xp.zeros((), dt)

@@ -340,7 +340,7 @@ def _grad_cat(F, c, g):
     shapes = c.shape(0)
     sizes = [s[dim] if not (len(s) == 1 and s[0] == 0) else 0 for s in shapes]
     parts = iter(F.split(g, [s for s in sizes if s], dim))
-    return ([next(parts) if s else F.zeros(shapes[i], dtype=g.dtype) for i, s in enumerate(sizes)],)
+    return ([next(parts) if s else F.zeros(shapes[i], dtype=g.dtype, device=g.device) for i, s in enumerate(sizes)],)
 
 
 def _grad_stack(F, c, g):

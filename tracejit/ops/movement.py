@@ -7,12 +7,14 @@ normalizes every dim, size and index attribute before dispatch.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import rules as R
 from .registry import ShapeError, register
 
 
 def storage_root(arr):
-    """The array that owns `arr`'s memory, followed through numpy's `.base` chain."""
+    """The array that owns `arr`'s memory, followed through numpy's `.base` chain (cupy's `.base` is the owner)."""
     root = arr
     b = arr.base
     while b is not None:
@@ -20,9 +22,18 @@ def storage_root(arr):
             root, b = b, b.base
         else:  # numpy's as_strided wraps its source in a helper object with a `.base`
             b = getattr(b, "base", None)
+    mem = None if isinstance(arr, np.ndarray) else getattr(arr.data, "mem", None)  # a cupy array's allocation
+    if mem is not None and root.data.ptr != mem.ptr:
+        return _allocation(arr, mem)
     if not root.flags.c_contiguous:
         return arr
     return root
+
+
+def _allocation(arr, mem):
+    """The whole cupy allocation `arr` lies in, as a 1-D array: cupy's as_strided (which restrided views
+    use) gives views without a `.base`, so for them only the memory pointer knows where the storage starts."""
+    return type(arr)((mem.size // arr.itemsize,), arr.dtype, memptr=type(arr.data)(mem, 0))
 
 
 # ---- view stride rules (PyTorch's) --------------------------------------------------------
@@ -300,17 +311,31 @@ def _scatter_src(xp, x, index, src, dim, reduce=None):
     out = x.copy()
     src = xp.broadcast_to(xp.asarray(src, dtype=x.dtype), index.shape) if not hasattr(src, "shape") or \
         src.shape == () else src[tuple(slice(0, n) for n in index.shape)]
-    idx = list(xp.indices(index.shape, sparse=True))
+    # an open grid of positions (numpy's indices(sparse=True), which cupy lacks)
+    idx = [xp.arange(n).reshape((1,) * d + (n,) + (1,) * (index.ndim - d - 1)) for d, n in enumerate(index.shape)]
     idx[dim] = index
     if reduce is None:
         out[tuple(idx)] = src
-    elif reduce == "add":
-        xp.add.at(out, tuple(idx), src)
-    elif reduce == "multiply":
-        xp.multiply.at(out, tuple(idx), src)
+    elif reduce in ("add", "multiply"):
+        ufunc_at(xp, reduce, out, tuple(idx), src)
     else:
         raise ValueError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r}")
     return out
+
+
+def ufunc_at(xp, name, out, key, values):
+    """`xp.<name>.at(out, key, values)`: accumulate at repeated indices. cupy's runs on CUDA atomics, which
+    exist for add (not multiply) and not for every dtype (no int64, int8, int16, uint8 or bool); those go
+    through host memory instead."""
+    try:
+        getattr(xp, name).at(out, key, values)
+    except (TypeError, NotImplementedError):
+        if xp is np:
+            raise
+        host = xp.asnumpy(out)
+        np_key = tuple(xp.asnumpy(k) if hasattr(k, "dtype") else k for k in key)
+        getattr(np, name).at(host, np_key, xp.asnumpy(values) if hasattr(values, "dtype") else values)
+        out[...] = xp.asarray(host)
 
 
 register("tj::gather", ("self", "index"), _gather, _gather_shape, R.same, kind="indexing", attrs={"dim": 0})
@@ -362,7 +387,23 @@ def _index_key(indices):
     return tuple(slice(None) if i is None else i for i in indices)
 
 
+def _check_bounds(x, indices):
+    """Raise numpy's IndexError for an out-of-range integer index: cupy's kernels wrap it around instead."""
+    d = 0
+    for i in indices:
+        if i is not None and i.dtype.kind == "b":
+            d += i.ndim
+            continue
+        if i is not None and i.size:
+            lo, hi, n = int(i.min()), int(i.max()), x.shape[d]
+            if lo < -n or hi >= n:
+                raise IndexError(f"index {hi if hi >= n else lo} is out of bounds for axis {d} with size {n}")
+        d += 1
+
+
 def _index(xp, x, indices):
+    if xp is not np:
+        _check_bounds(x, indices)
     out = x[_index_key(indices)]
     # numpy lays out x[:, i, j] with the indexed dims first in memory, and leaves odd strides in
     # size-1 dims; PyTorch's result is contiguous, with its strides
@@ -386,10 +427,12 @@ def _index_put(xp, x, indices, values, accumulate=False):
 
 
 def _index_put_(xp, out, indices, values, accumulate=False):
+    if xp is not np:
+        _check_bounds(out, indices)
     key = _index_key(indices)
     try:
         if accumulate:
-            xp.add.at(out, key, values)
+            ufunc_at(xp, "add", out, key, values)
         else:
             out[key] = values
     except ValueError as e:
