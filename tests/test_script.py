@@ -752,3 +752,24 @@ def test_constants_leave_loop_bodies():
     s = _check(f, tj.randn(4, 2), [tj.randn(7, 2)], {"x": {0: "T"}})
     (loop,) = [n for n in s.graph.body.nodes if n.op == "prim::Loop"]
     assert not [n for n in loop.blocks[0].nodes if n.op == "prim::Constant"]
+
+
+def test_an_object_that_differs_by_run_time_path_is_an_error_only_when_read():
+    class M(nn.Module):
+        def __init__(self, read_after):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+            self.read_after = read_after
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+                if x.sum() > 0:
+                    break
+            if self.read_after:
+                return layer(x)  # which layer depends on where the loop stopped
+            return x
+
+    _check(M(False).eval(), tj.randn(1, 2), [tj.ones(1, 2) * 5, -tj.ones(1, 2) * 5])
+    with pytest.raises(ScriptError, match="`layer` is a different Linear on each path"):
+        tj.script(M(True).eval(), tj.randn(1, 2))

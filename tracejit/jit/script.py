@@ -338,6 +338,8 @@ class Scripter:
         """Run-time numbers among the results become 0-dim tensors (graph outputs are tensors)."""
         if isinstance(out, SymScalar):
             return self.tensor_of(out)
+        if _number(out):  # a number known at compile time: a constant 0-dim tensor
+            return _wrap(np.asarray(out))
         if isinstance(out, (list, tuple)):
             return type(out)(self.outputs(v) for v in out)
         if isinstance(out, dict):
@@ -475,7 +477,8 @@ class Scripter:
         if isinstance(x, SymScalar):
             if x.size_of is not None and getattr(f, "__name__", "") in _RESHAPES:
                 return x.value  # the tracer keeps a reshape to a symbolic size symbolic
-            name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
+            name = f if isinstance(f, str) else (
+                getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__)
             raise self.error(f"{name} is given %{x.ir.name}, a {x.kind.__name__} known only at run time",
                              "pass tensors or numbers known at compile time; for sizes that vary use view/reshape, "
                              "zeros_like/new_zeros or expand_as")
@@ -611,6 +614,31 @@ class Scripter:
             x.nonneg if isinstance(x, SymScalar) else x >= 0 for x in xs)
         return out
 
+    def truth_value(self, x):
+        """`bool(x)`: a Python bool when known now, else a run-time bool."""
+        c = self.truth(x)
+        return bool(x) if c is None else c
+
+    def eval_test(self, node):
+        """A condition (if / while / assert / conditional expression): only its truth matters, so `and`,
+        `or` and `not` combine truth values (`if n and x.sum() > 0` with n an int and the other a tensor)."""
+        if isinstance(node, ast.BoolOp):
+            op = "and" if isinstance(node.op, ast.And) else "or"
+            acc = self.truth_value(self.eval_test(node.values[0]))
+            for v in node.values[1:]:
+                if not _is_dynamic(acc) and ((op == "and" and not acc) or (op == "or" and acc)):
+                    return acc  # Python's short circuit while the value is known now
+                acc = self.logical(op, acc, self.truth_value(self.eval_test(v)))
+            return acc
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return self.negate(self.truth_value(self.eval_test(node.operand)))
+        saved = self.node
+        self.node = node if hasattr(node, "lineno") else saved
+        try:
+            return self.eval(node)
+        finally:
+            self.node = saved
+
     def truth(self, x):
         """The IR bool of a run-time condition (a tensor or SymScalar), or None when `x` is known now."""
         if isinstance(x, Tensor):
@@ -630,7 +658,7 @@ class Scripter:
             stmt = stmts[i]
             self.node = stmt
             if isinstance(stmt, ast.If):
-                cond = self.eval(stmt.test)
+                cond = self.eval_test(stmt.test)
                 c = self.truth(cond)
                 if c is None:  # known now: the chosen branch and what follows it, as one statement list
                     self.exec_block((stmt.body if cond else stmt.orelse) + stmts[i + 1:])
@@ -653,6 +681,10 @@ class Scripter:
                                          if isinstance(stmt, ast.For) else ast.While(stmt.test, body, stmt.orelse),
                                          stmt)
                 after = ast.If(ast.Name(ret, ast.Load()), [ast.Return(ast.Name(val, ast.Load()))], [])
+                forever = isinstance(stmt, ast.While) and isinstance(stmt.test, ast.Constant) and \
+                    bool(stmt.test.value) and not _loop_exits(stmt.body)
+                if forever:  # `while True` left only by `return`: nothing after it runs
+                    after = ast.Return(ast.Name(val, ast.Load()))
                 self.exec_block([loop, ast.fix_missing_locations(ast.copy_location(after, stmt))] + stmts[i + 1:])
                 return
             elif isinstance(stmt, ast.With):  # grad modes only (see script_check): the body runs inline
@@ -844,13 +876,13 @@ class Scripter:
         raise _Raised()
 
     def exec_assert(self, stmt):
-        cond = self.eval(stmt.test)
+        cond = self.eval_test(stmt.test)
         c = self.truth(cond)
+        if c is None and cond:
+            return  # holds at compile time: the message is never built
         msg = self.eval(stmt.msg) if stmt.msg is not None else None
         if c is None:
-            if not cond:
-                raise AssertionError(msg) if msg is not None else AssertionError()
-            return
+            raise AssertionError(msg) if msg is not None else AssertionError()
         self.ctx.env["__assert_message"] = msg
         raise_stmt = ast.Raise(exc=ast.Call(func=ast.Name("AssertionError", ast.Load()),
                                             args=[ast.Name("__assert_message", ast.Load())] if msg is not None else [],
@@ -916,6 +948,7 @@ class Scripter:
         names = [] if returns else list(dict.fromkeys(_assigned_names(then_stmts + else_stmts) + mutated))
         outer_block = tracer.block
         snapshot = dict(tracer.values)
+        mark = len(tracer.rebound)
         containers = self.container_snapshot(names)
         tracer.open_nodes.append(node)
         results = []
@@ -924,7 +957,7 @@ class Scripter:
                 b = node.add_block()
                 res = self.run_branch(b, stmts, names, returns, taken=bool(cond.value) == (k == 0),
                                       copy=set(names) | set(mutated))
-                self.check_no_outer_writes(snapshot, stmt)
+                self.check_no_outer_writes(snapshot, stmt, mark)
                 self.check_containers(containers, stmt)
                 values = tracer.values
                 tracer.values = dict(snapshot)
@@ -937,9 +970,6 @@ class Scripter:
         if returns:
             raise _Return(outs)
         for n, v in zip(names, outs):
-            if isinstance(v, _Undefined):
-                if n in self.ctx.env and not isinstance(self.ctx.env[n], _Undefined):
-                    continue
             self.ctx.env[n] = v
 
     def container_snapshot(self, skip):
@@ -959,8 +989,11 @@ class Scripter:
                                  "another name)", "change the list or dict through the variable that holds it",
                                  node=stmt)
 
-    def check_no_outer_writes(self, snapshot, stmt):
-        for k, entry in snapshot.items():
+    def check_no_outer_writes(self, snapshot, stmt, since=0):
+        for k in self.tracer.rebound[since:]:
+            entry = snapshot.get(k)
+            if entry is None:
+                continue
             now = self.tracer.values.get(k)
             if now is not None and now is not entry and now[0] is entry[0]:
                 raise self.error(f"an in-place update of %{entry[1].name}, a tensor from outside this branch or "
@@ -1036,10 +1069,16 @@ class Scripter:
                 out_type = _KIND_TYPE[kinds.pop()]()
                 ir_vals = None
             elif any(isinstance(c, _Undefined) for c in column):
-                out_leaves.append(_Undefined(self.leaf_name(names, k, returns), "defined on some paths only"))
+                why = next((c.why for c in column if isinstance(c, _Undefined) and c.why), "defined on some paths only")
+                out_leaves.append(_Undefined(self.leaf_name(names, k, returns), why))
                 continue
             else:
                 kinds = " and ".join(sorted({type(c).__name__ for c in column}))
+                if not returns:  # an error only if it is read after this point
+                    out_leaves.append(_Undefined(
+                        self.leaf_name(names, k, returns).strip("`"),
+                        f"a different {kinds} on each path of a condition known only at run time"))
+                    continue
                 raise self.error(f"{self.leaf_name(names, k, returns)} is {kinds} depending on a condition known "
                                  "only at run time", "give it one type on every path (a tensor, or a number)",
                                  node=stmt)
@@ -1173,6 +1212,8 @@ class Scripter:
         """What `node` computes on the example: the interpreter runs it on the example values it reads. Inside a
         branch or loop being compiled the example may reach a `raise` that real inputs never reach: then
         `fallback` stands in."""
+        if self.tracer.probing:  # a path the example does not take: running it on the example proves nothing
+            return fallback  # (and a loop there may never end on the example's values)
         try:
             return self._evaluate(node)
         except ScriptException:
@@ -1254,8 +1295,18 @@ class Scripter:
                     stop = self.ctx.env[brk]
                     if not _is_dynamic(stop) and stop:
                         break
-                    self.assign(stmt.target, item)
-                    self.exec_block(body if not _is_dynamic(stop) else [self.guard(brk, body, stmt)])
+                    if not _is_dynamic(stop):
+                        self.assign(stmt.target, item)
+                        self.exec_block(body)
+                        continue
+                    # After a run-time `break` the rest, the loop variable included, runs only if it did not.
+                    self.ctx.env["__loop_item"] = item
+                    take = ast.fix_missing_locations(ast.copy_location(
+                        ast.Assign([stmt.target], ast.Name("__loop_item", ast.Load())), stmt))
+                    try:
+                        self.exec_block([self.guard(brk, [take] + body, stmt)])
+                    finally:
+                        self.ctx.env.pop("__loop_item", None)
             finally:
                 self.drop_flags()
         finally:
@@ -1291,9 +1342,9 @@ class Scripter:
         try:
             for k in range(MAX_UNROLL + 1):
                 self.node = stmt
-                cond = self.eval(stmt.test)
+                cond = self.eval_test(stmt.test)
                 if brk is not None:
-                    cond = self.logical("and", self.negate(self.ctx.env[brk]), cond)
+                    cond = self.logical("and", self.negate(self.ctx.env[brk]), self.truth_value(cond))
                 c = self.truth(cond)
                 if c is not None:
                     return self.emit_loop(stmt, body, cond=c, brk=brk)
@@ -1346,6 +1397,7 @@ class Scripter:
         tracer.block.append(node)
         outer_block = tracer.block
         snapshot = dict(tracer.values)
+        mark = len(tracer.rebound)
         containers = self.container_snapshot(carried)
         tracer.open_nodes.append(node)
         self.ctx.loop_depth += 1
@@ -1366,7 +1418,7 @@ class Scripter:
                     raise self.not_reached(e, "loop body") from e
                 finally:
                     tracer.probing -= 0 if runs else 1
-                self.check_no_outer_writes(snapshot, stmt)
+                self.check_no_outer_writes(snapshot, stmt, mark)
                 self.check_containers(containers, stmt)
                 new_types = []
                 for k, t in zip(dyn, types):
@@ -1441,7 +1493,7 @@ class Scripter:
             next_cond = True
             if cond is not None and not raised:
                 self.node = stmt
-                next_cond = self.eval(stmt.test)
+                next_cond = self.truth_value(self.eval_test(stmt.test))
             if brk is not None and not raised:  # the loop also stops once a `break` ran
                 next_cond = self.logical("and", self.negate(env[brk]), next_cond)
             c = self.truth(next_cond)
@@ -1612,12 +1664,15 @@ class Scripter:
                 template.append(str(v.value).replace("{", "{{").replace("}", "}}"))
                 continue
             value = self.eval(v.value)
+            spec = self.fstring(v.format_spec) if v.format_spec else ""
             if _is_dynamic(value):
+                if isinstance(spec, _RunTimeText):
+                    raise self.error("a format spec known only at run time")
+                conv_text = {115: "!s", 114: "!r", 97: "!a"}.get(v.conversion, "")
                 text.append("{" + ast.unparse(v.value) + "}")
-                template.append("{}")
+                template.append("{" + conv_text + (":" + spec if spec else "") + "}")
                 values.append(value)
                 continue
-            spec = self.fstring(v.format_spec) if v.format_spec else ""
             conv = {115: str, 114: repr, 97: ascii}.get(v.conversion)
             part = format(conv(value) if conv else value, str(spec))
             text.append(part)
@@ -1757,7 +1812,7 @@ class Scripter:
         return value
 
     def ifexp(self, node):
-        cond = self.eval(node.test)
+        cond = self.eval_test(node.test)
         c = self.truth(cond)
         if c is None:
             return self.eval(node.body if cond else node.orelse)
@@ -1859,6 +1914,8 @@ def _range(s, args, kwargs):
     for x in (start, stop, step):
         if not (isinstance(x, SymScalar) and x.kind is int) and not isinstance(x, (int, np.integer)):
             raise s.error(f"range() of {type(x).__name__}", "range takes ints")
+    if not any(isinstance(x, SymScalar) for x in (start, stop, step)):
+        return range(start, stop, step)  # known bounds: Python's own range, usable as any value
     return _Range(start, stop, step)
 
 
@@ -1927,5 +1984,21 @@ def _zip(s, args, kwargs):
     return list(zip(*[s.unpack_all(a) if isinstance(a, Tensor) else a for a in args], **kwargs))
 
 
-_BUILTINS = {range: _range, len: _len, min: _minmax("min"), max: _minmax("max"), abs: _abs, print: _print,
-             isinstance: _isinstance, getattr: _getattr, enumerate: _enumerate, zip: _zip}
+def _anyall(name):
+    def f(s, args, kwargs):
+        (items,) = args
+        items = s.unpack_all(items) if isinstance(items, Tensor) and not s.dim_is_dynamic(items, 0) else items
+        if isinstance(items, Tensor):
+            raise s.error(f"{name}() over a tensor whose first dim is known only at run time",
+                          f"use the tensor method: x.{name}()")
+        acc = name == "all"
+        for item in items:
+            acc = s.logical("and" if name == "all" else "or", acc, s.truth_value(item))
+        return acc
+
+    return f
+
+
+_BUILTINS = {range: _range, any: _anyall("any"), all: _anyall("all"), len: _len, min: _minmax("min"),
+             max: _minmax("max"), abs: _abs, print: _print, isinstance: _isinstance, getattr: _getattr,
+             enumerate: _enumerate, zip: _zip}

@@ -80,6 +80,7 @@ class Tracer:
         self.hazards = []
         self._consts = 0
         self.symbolic = False
+        self.rebound = []  # ids of tensors an in-place op made stand for a new value, in order
         self.block = self.graph.body  # where new nodes go: the body, or a branch / loop body while scripting
         self.open_nodes = []  # the prim::If / prim::Loop nodes whose blocks are being filled, outermost first
         self.scripting = False  # set by the scripting frontend: unknown shapes instead of the example's
@@ -242,6 +243,7 @@ class Tracer:
             self.values[id(r)] = (r, v)
         if out is not None:  # in place: from now on the target stands for the new value
             self.values[id(out)] = (out, node.outputs[0])
+            self.rebound.append(id(out))
 
     def _symbolic_reshape(self, x, attrs, result):
         """A reshape of a tensor with one symbolic dim keeps the symbol: the output dim that carries it (its
