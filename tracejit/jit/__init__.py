@@ -19,8 +19,9 @@ import numpy as np
 from .. import ir
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import no_grad
-from .script import Scripter, SymScalar, ignore, trace_only
+from .script import Scripter
 from .script_check import ScriptError, check_all, is_user_code
+from .script_values import SymScalar, ignore, trace_only
 from .tracer import TraceHazardError, TraceHazardWarning, Tracer, TracingError, _Active
 
 __all__ = ["ScriptError", "ScriptedModule", "SymScalar", "TraceHazardError", "TraceHazardWarning", "TracedModule",
@@ -322,7 +323,7 @@ def script(model, *example_inputs, dynamic_dims=None, strict=False):
 
 def _check_source(model):
     """Raise one ScriptError listing every unsupported construct in the code `model` runs."""
-    from .script import _marker
+    from .script_values import _marker
 
     if _is_module(model):
         roots = [(type(m).forward, m) for m in model.modules()
