@@ -1,6 +1,7 @@
 """tracejit.script from Python source: control flow becomes prim::If / prim::Loop, checked against eager,
 through save and the runtime (tracejit.load and tracejit-run)."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -264,3 +265,11 @@ def test_constant_scalar_ops_and_branches_fold_away():
     ir.run_passes(g)
     assert _ops(g) == ["tj::neg"]
     np.testing.assert_allclose(ir.run(g, np.ones(2, np.float32))[0], [-1.0, -1.0])
+
+
+def test_the_decoder_example_runs():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "examples/script_decoder.py"], cwd=root, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "1 prim::Loop" in r.stdout and "equal to eager on 8 of 8" in r.stdout
