@@ -589,3 +589,17 @@ def test_isclose_allclose_equal_match_torch():
             assert got.tolist() == want.tolist()
     assert tj.allclose(tj.ones(3), tj.ones(3) + 1e-9) and not tj.allclose(tj.ones(3), tj.zeros(3))
     assert tj.equal(tj.ones(2), tj.ones(2)) and not tj.equal(tj.ones(2), tj.ones(3))
+
+
+@pytest.mark.parametrize("op", ["mul", "div", "floor_divide"])
+@pytest.mark.parametrize("scalar_dtype", ["float32", "float64"])
+def test_half_times_a_zero_dim_float_reads_it_at_its_own_precision(op, scalar_dtype):
+    """As PyTorch's mul/div kernels: a 0-dim float32/float64 operand is not rounded to float16 first
+    (2.928 // 2.9284015 is 0, where rounding the divisor to float16 first would give 1)."""
+    torch = pytest.importorskip("torch")
+    a = np.array([2.928, -1.5, 7.0, 0.3], np.float16)
+    s = np.array(2.9284015, scalar_dtype)
+    got = getattr(tj, op)(tj.from_numpy(a), tj.from_numpy(s))
+    want = getattr(torch, op)(torch.from_numpy(a), torch.from_numpy(s))
+    assert got.dtype is tj.float16
+    np.testing.assert_array_equal(got.numpy(), want.numpy())

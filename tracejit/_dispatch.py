@@ -26,6 +26,7 @@ from .ops.rules import contiguous_strides
 _FROM_NP = D.FROM_NP
 _SMALL = ops.parallel.MIN_PARALLEL  # below it an elementwise ufunc runs on the calling thread
 _ndarray = np.ndarray
+_HALF = np.dtype(np.float16)
 _generic = np.generic
 
 # ---- creating tensors from arrays ---------------------------------------------------------
@@ -101,7 +102,10 @@ def dispatch(op, args, attrs=_EMPTY, out=None):
                 if arr.device.id != xp.cuda.runtime.getDevice():
                     return _on_device(xp, arr.device.id, op, args, attrs, out)
             if want is not None and arr.dtype is not want and i in cast and arr.dtype != want:
-                arr = arr.astype(want)
+                if arr.ndim == 0 and want == _HALF and arr.dtype.kind == "f" and i in getattr(op.impl, "opmath", ()):
+                    arr = float(arr)  # PyTorch's mul/div read a 0-dim float operand at its own precision
+                else:
+                    arr = arr.astype(want)
             arrays.append(arr)
         elif isinstance(a, (list, tuple)) and a and not isinstance(a[0], _NUMBER):
             lst = []

@@ -236,6 +236,7 @@ def _fit_scalars(fn, opmath=()):
                     a, b = (v, arr) if pos == 0 else (arr, v)
         return fn(xp, a, b, *rest, **kw)
 
+    impl.opmath = opmath  # dispatch passes 0-dim float operands at these positions as numbers too
     return impl
 
 
