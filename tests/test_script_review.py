@@ -8,35 +8,15 @@ import pytest
 
 import tracejit as tj
 import tracejit.nn as nn
+from tests.script_helpers import check_scripted, flat_numpy
 from tracejit.ir.interpreter import ScriptException
 from tracejit.jit import ScriptError
 
 N = {"x": {0: "N"}}
 
 
-def _np(out):
-    out = out if isinstance(out, (tuple, list)) else (out,)
-    return [o.numpy() if hasattr(o, "numpy") else np.asarray(o) for o in out]
-
-
-def _check(fn, example, inputs, dims=None, tmp_path=None):
-    """Script `fn` on `example` (a tuple of inputs); the result (and the loaded file) must match eager."""
-    s = tj.script(fn, *example, dynamic_dims=dims)
-    loaded = None
-    if tmp_path is not None:
-        s.save(tmp_path / "m.tj")
-        loaded = tj.load(str(tmp_path / "m.tj"))
-    for k, xs in enumerate([example, *inputs]):
-        want = _np(fn(*xs))
-        runs = {"script": _np(s(*xs))}
-        if loaded is not None:
-            runs["load"] = _np(loaded(*[x.numpy() for x in xs]))
-        for how, got in runs.items():
-            assert len(got) == len(want), how
-            for g, w in zip(got, want):
-                assert g.shape == w.shape, (how, k)
-                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=f"{how}, input {k}")
-    return s
+_np = flat_numpy
+_check = check_scripted
 
 
 # ---- behaviour that works ------------------------------------------------------------------------

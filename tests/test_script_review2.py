@@ -10,40 +10,15 @@ import pytest
 
 import tracejit as tj
 import tracejit.nn as nn
-from tracejit import ir
+from tests.script_helpers import check_scripted, flat_numpy
 from tracejit.ir.interpreter import ScriptException
 from tracejit.jit import ScriptError
 
 N = {"x": {0: "N"}}
 
 
-def _np(out):
-    if isinstance(out, dict):
-        return [a for k in sorted(out) for a in _np(out[k])]
-    if isinstance(out, (tuple, list)):
-        return [a for o in out for a in _np(o)]
-    return [out.numpy() if hasattr(out, "numpy") else np.asarray(out)]
-
-
-def _check(fn, example, inputs, dims=None, tmp_path=None):
-    """Script `fn` on `example`; the result, the loaded file and the re-parsed IR must agree with eager."""
-    s = tj.script(fn, *example, dynamic_dims=dims)
-    assert ir.print_graph(ir.parse(s.code, constants=s.graph.constants)) == s.code
-    loaded = None
-    if tmp_path is not None:
-        s.save(tmp_path / "m.tj")
-        loaded = tj.load(str(tmp_path / "m.tj"))
-    for k, xs in enumerate([example, *inputs]):
-        want = _np(fn(*xs))
-        runs = {"script": _np(s(*xs))}
-        if loaded is not None:
-            runs["load"] = _np(loaded(*[x.numpy() for x in xs if hasattr(x, "numpy")]))
-        for how, got in runs.items():
-            assert len(got) == len(want), how
-            for g, w in zip(got, want):
-                assert g.shape == w.shape, (how, k)
-                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=f"{how}, input {k}")
-    return s
+_np = flat_numpy
+_check = check_scripted
 
 
 class _Hang(Exception):
