@@ -63,6 +63,11 @@ def run_op(op, xp, args, attrs, cache=None):
         if hit is None:
             hit = cache[key] = op.dtype_rule(tuple(_meta(a) for a in args), attrs)
         compute, out_dtype = hit
+    return apply(op, xp, args, attrs, compute, out_dtype)
+
+
+def apply(op, xp, args, attrs, compute, out_dtype):
+    """`run_op` with its dtype rule's answer already known (`compute`, `out_dtype`)."""
     if compute is not None and op.cast:
         want = compute.np
         args = list(args)

@@ -15,8 +15,8 @@ Buffers of native steps come from a per-thread arena and are reused once every v
 share their memory is dead (any op that is not known to allocate may return a view of its
 input, so such outputs keep their sources' buffers alive). Graph outputs never live in the
 arena: a value that may alias arena memory, a graph input or a constant is copied on return.
-Graphs with control flow (`prim::If`, `prim::Loop`) run in the interpreter with the native
-kernels of their fusion groups.
+Graphs with control flow (`prim::If`, `prim::Loop`) run as step lists built once per block
+(`runtime/hybrid.py`, the interpreter's semantics) with the native kernels of their fusion groups.
 
     >>> import numpy as np
     >>> from tracejit.ir import parse
@@ -147,17 +147,18 @@ class Plan:
 
 
 class _Hybrid:
-    """A graph with control flow: the interpreter runs it, with native kernels for its groups."""
+    """A graph with control flow: a `hybrid.Program` runs it, with native kernels for its groups."""
 
     def __init__(self, graph):
         from tracejit.codegen import llvm_cpu
+        from tracejit.runtime.hybrid import Program
 
         self.graph = graph
         self.kernels = llvm_cpu.compile_groups(graph)
-        self.cache = {}  # the interpreter's per-graph bookkeeping, kept across calls (the graph is private)
+        self.program = Program(graph, self.kernels)
 
     def __call__(self, arrays):
-        return tuple(np.asarray(o) for o in ir.run(self.graph, *arrays, kernels=self.kernels, cache=self.cache))
+        return tuple(np.asarray(o) for o in self.program(*arrays))
 
 
 def _wrap_lone_ops(graph):
