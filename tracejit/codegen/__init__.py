@@ -9,6 +9,6 @@ Layer rule: `codegen` imports `ir` and below, never `runtime` or the front end.
 - `llvm_math`: vectorizable transcendentals emitted as IR, with tested error bounds;
 - `blas`: matrix products and convolution through the CBLAS numpy ships, fused epilogues;
 - `cache`: compiled object code on disk, keyed by a hash of IR, target and versions;
-- `cuda_c`, `cuda_reduce`, `nvrtc`: CUDA C for fusion groups (elementwise with 16-byte vector access; row
+- `cuda_c`, `cuda_expr`, `cuda_reduce`, `nvrtc`: CUDA C for fusion groups (elementwise with 16-byte vector access; row
   kernels for reductions, softmax and layer norm with warp shuffles), compiled to PTX by NVRTC and cached.
 """

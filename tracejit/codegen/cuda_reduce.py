@@ -54,7 +54,8 @@ import numpy as np
 
 from tracejit import dtypes as D
 from tracejit.codegen import cuda_c as C
-from tracejit.codegen.cuda_c import CValue
+from tracejit.codegen import cuda_expr as E
+from tracejit.codegen.cuda_expr import CValue
 from tracejit.codegen.lowering import REDUCE_ATTRS, coalesce
 from tracejit.codegen.lowering import Refuse as _Refuse
 from tracejit.ir.types import TensorType
@@ -100,7 +101,7 @@ class _Fold:
     results merged by the C lambda `combine`; `finish(acc)` gives the reduced value (a CValue)."""
 
     def __init__(self, acc_dtype, init, step, combine, dtype_in, finish=None):
-        self.acc_dtype, self.ctype = acc_dtype, C._HELD[acc_dtype]
+        self.acc_dtype, self.ctype = acc_dtype, E._HELD[acc_dtype]
         self.init, self.step, self.combine, self.dtype_in = init, step, combine, dtype_in
         self.finish = finish or (lambda acc: CValue(acc, acc_dtype))
 
@@ -120,19 +121,19 @@ def _sum_fold(compute, count):
     if compute is D.bool_:
         raise _Refuse("a sum computing in bool")
     acc = _acc_dtype(compute)
-    ct = C._HELD[acc]
+    ct = E._HELD[acc]
     if acc.is_floating_point:
         def add(a, b):
             return f"({a} + {b})"
     else:  # wrapping, as numpy's integer sums
         def add(a, b):
-            return C._wrapping(CValue(a, acc), "+", b)
-    return _Fold(acc, C._const(0, acc), lambda a, x: add(a, C._convert(x, acc)), _lambda(ct, add("a", "b")), compute)
+            return E._wrapping(CValue(a, acc), "+", b)
+    return _Fold(acc, E._const(0, acc), lambda a, x: add(a, E._convert(x, acc)), _lambda(ct, add("a", "b")), compute)
 
 
 def _mean_fold(compute, count):
     f = _sum_fold(compute, count)
-    f.finish = lambda acc: CValue(f"({acc} / {C._float_lit(float(count), f.acc_dtype)})", f.acc_dtype)
+    f.finish = lambda acc: CValue(f"({acc} / {E._float_lit(float(count), f.acc_dtype)})", f.acc_dtype)
     return f
 
 
@@ -143,20 +144,20 @@ def _extremum_fold(largest):
         if compute is D.bool_:
             return _bool_fold(not largest)(compute, count)
         acc = _acc_dtype(compute)
-        ct = C._HELD[acc]
+        ct = E._HELD[acc]
         if acc.is_floating_point:
             fn = f"tj_fold_{'max' if largest else 'min'}<{ct}>"
-            init = C._float_lit(float("-inf") if largest else float("inf"), acc)
+            init = E._float_lit(float("-inf") if largest else float("inf"), acc)
 
             def step(a, b):
                 return f"{fn}({a}, {b})"
         else:
-            bits = 64 if compute is D.int64 else C._BITS[compute]
-            init = C._int_lit(-(1 << (bits - 1)) if largest else (1 << (bits - 1)) - 1, acc)
+            bits = 64 if compute is D.int64 else E._BITS[compute]
+            init = E._int_lit(-(1 << (bits - 1)) if largest else (1 << (bits - 1)) - 1, acc)
 
             def step(a, b):
                 return f"({a} {'>' if largest else '<'} {b} ? {a} : {b})"
-        return _Fold(acc, init, lambda a, x: step(a, C._convert(x, acc)), _lambda(ct, step("a", "b")), compute)
+        return _Fold(acc, init, lambda a, x: step(a, E._convert(x, acc)), _lambda(ct, step("a", "b")), compute)
 
     return fold
 
@@ -187,16 +188,16 @@ def _one_pass(name):
 def _moments(em, x, compute, count, correction):
     """var by two passes (mean, then squared deviations), divided by max(0, N - correction)."""
     acc = _acc_dtype(compute)
-    ct = C._HELD[acc]
+    ct = E._HELD[acc]
     total = em.fold(x, _sum_fold(compute, count))
-    mean = em.code.let(ct, f"({total} / {C._float_lit(float(max(count, 1)), acc)})")
+    mean = em.code.let(ct, f"({total} / {E._float_lit(float(max(count, 1)), acc)})")
 
     def square(a, v):
-        d = f"({C._convert(v, acc)} - {mean})"
+        d = f"({E._convert(v, acc)} - {mean})"
         return f"({a} + {d} * {d})"
 
-    ss = em.fold(x, _Fold(acc, C._const(0, acc), square, _lambda(ct, "a + b"), compute))
-    return CValue(f"({ss} / {C._float_lit(float(max(0, count - correction)), acc)})", acc)
+    ss = em.fold(x, _Fold(acc, E._const(0, acc), square, _lambda(ct, "a + b"), compute))
+    return CValue(f"({ss} / {E._float_lit(float(max(0, count - correction)), acc)})", acc)
 
 
 def _var(em, n, x, compute, count):
@@ -205,7 +206,7 @@ def _var(em, n, x, compute, count):
 
 def _std(em, n, x, compute, count):
     v = _moments(em, x, compute, count, n.attrs.get("correction", 1))
-    return CValue(f"{C._f(v, 'sqrt')}({v})", v.dtype)
+    return CValue(f"{E._f(v, 'sqrt')}({v})", v.dtype)
 
 
 def _softmax(log):
@@ -213,19 +214,19 @@ def _softmax(log):
 
     def reduce(em, n, x, compute, count):
         work = D.float32 if compute is D.float16 else compute
-        ct = C._HELD[work]
+        ct = E._HELD[work]
         m = em.code.let(ct, em.fold(x, _extremum_fold(True)(work, count)))
 
         def exp_of(v):
-            return C.CUDA_EXPR["tj::exp"](CValue(f"({C._convert(v, work)} - {m})", work))
+            return E.CUDA_EXPR["tj::exp"](CValue(f"({E._convert(v, work)} - {m})", work))
 
-        s = em.code.let(ct, em.fold(x, _Fold(work, C._const(0, work), lambda a, v: f"({a} + {exp_of(v)})",
+        s = em.code.let(ct, em.fold(x, _Fold(work, E._const(0, work), lambda a, v: f"({a} + {exp_of(v)})",
                                              _lambda(ct, "a + b"), work)))
         if log:
-            s = em.code.let(ct, C.CUDA_EXPR["tj::log"](CValue(s, work)))
+            s = em.code.let(ct, E.CUDA_EXPR["tj::log"](CValue(s, work)))
 
         def element(xe):
-            v = C._convert(xe, work)
+            v = E._convert(xe, work)
             r = f"({v} - {m} - {s})" if log else f"({exp_of(v)} / {s})"
             return CValue(em.code.let(ct, r), work)
 
@@ -279,7 +280,7 @@ class _Rows:
                 raise _Refuse(f"{n.op} has blocks or {len(n.outputs)} outputs")
             if n.op == "prim::Constant":
                 continue
-            if n.op not in C.CUDA_EXPR and n.op not in REDUCE:
+            if n.op not in E.CUDA_EXPR and n.op not in REDUCE:
                 raise _Refuse(f"no CUDA expression for {n.op}")
             s = C.shape_of(n.outputs[0].type)
             if n in self.reductions and len(s) < len(C.shape_of(n.inputs[0].type)):
@@ -420,7 +421,7 @@ class _RowEmitter:
             inner = self.inner_offsets.get(("in", i))
             off = inner if off == "0" else f"{off} + {inner}" if inner else off
         dtype = p.type.dtype
-        return CValue(self.code.let(C._HELD[dtype], C.loaded(f"in_{i}[{off}]", dtype), "x"), dtype)
+        return CValue(self.code.let(E._HELD[dtype], C.loaded(f"in_{i}[{off}]", dtype), "x"), dtype)
 
     def loop(self, roots, body):
         """A loop over this thread's elements of the row computing `roots` per element, then `body()`."""
@@ -456,15 +457,15 @@ class _RowEmitter:
             raise _Refuse(f"{n.op} of {x.type}")
         compute, out_dtype = C.dtype_rule(n, x.type.dtype)
         compute = compute or x.type.dtype
-        if compute not in C._HELD or out_dtype not in C._HELD:
+        if compute not in E._HELD or out_dtype not in E._HELD:
             raise _Refuse(f"{n.op} computing in {compute}")
         r = REDUCE[n.op][0](self, n, x, compute, self.lay.row_len)
         out = n.outputs[0]
         if callable(r):
-            self.elements[out] = lambda xe: CValue(self.code.let(C._HELD[out_dtype], C._convert(r(xe), out_dtype)),
+            self.elements[out] = lambda xe: CValue(self.code.let(E._HELD[out_dtype], E._convert(r(xe), out_dtype)),
                                                    out_dtype)
         else:
-            self.outer[out] = CValue(self.code.let(C._HELD[out_dtype], C._convert(r, out_dtype)), out_dtype)
+            self.outer[out] = CValue(self.code.let(E._HELD[out_dtype], E._convert(r, out_dtype)), out_dtype)
 
     def row(self, live):
         """The whole row: reductions, then the outputs stored per element and per row."""
@@ -490,7 +491,7 @@ class _RowEmitter:
             code.close()
 
 
-def emit_rows(node, in_strides=None, name=C.KERNEL_NAME):
+def emit_rows(node, in_strides=None, name=E.KERNEL_NAME):
     """The `KernelSource` (launch "rows") of a group holding reductions over trailing axes; raises
     `lowering.Refuse` for anything else (`cuda_c.emit_group` turns that into None)."""
     block = node.blocks[0]
@@ -513,7 +514,7 @@ def emit_rows(node, in_strides=None, name=C.KERNEL_NAME):
         code.line("const long long row = row0;")
     em.row(per_block > 1)
     code.close()
-    src = [C.PRELUDE, REDUCE_PRELUDE, C.signature(block, name, f"__launch_bounds__({threads}) "), *code.lines, "}", ""]
+    src = [E.PRELUDE, REDUCE_PRELUDE, C.signature(block, name, f"__launch_bounds__({threads}) "), *code.lines, "}", ""]
     grid = max(1, min(-(-lay.rows // per_block), C.MAX_GRID))
     return C.KernelSource("\n".join(src), name, *lay.in_fields, tuple(tuple(v.type.shape) for v in block.returns),
                           tuple(np.dtype(v.type.dtype.np) for v in block.returns), lay.rows, "rows", threads, grid,
