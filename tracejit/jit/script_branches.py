@@ -181,11 +181,7 @@ class BranchMixin:
                         returns_per_block[id(b)].append(self.tensor_ir(b, env_for[id(b)], c))
                     else:
                         returns_per_block[id(b)].append(self.ir_in_block(b, c))
-                for b, res, _ in results:
-                    if res[0] == "raise":
-                        u = self.graph.create("prim::Uninitialized", [], [out_type])
-                        b.append(u)
-                        returns_per_block[id(b)].append(u.outputs[0])
+                self.uninitialized_for_raising(results, out_type, returns_per_block)
                 out_leaves.append(out)
                 continue
             first = column[0]
@@ -229,11 +225,7 @@ class BranchMixin:
                     returns_per_block[id(b)].append(ir_vals[j])
                 else:
                     returns_per_block[id(b)].append(self.ir_in_block(b, c))
-            for b, res, _ in results:
-                if res[0] == "raise":
-                    u = self.graph.create("prim::Uninitialized", [], [out_type])
-                    b.append(u)
-                    returns_per_block[id(b)].append(u.outputs[0])
+            self.uninitialized_for_raising(results, out_type, returns_per_block)
             out_leaves.append(out)
         for b, _, _ in results:
             b.set_returns(returns_per_block[id(b)])
@@ -243,6 +235,14 @@ class BranchMixin:
         for leaf in out_leaves:
             final.append(self.wrap_output(leaf, next(it)) if isinstance(leaf, ir.Value) else leaf)
         return self.unflatten(spec0, iter(final))
+
+    def uninitialized_for_raising(self, results, out_type, returns_per_block):
+        """A branch that raises returns a `prim::Uninitialized` for each output (nothing reads it)."""
+        for b, res, _ in results:
+            if res[0] == "raise":
+                u = self.graph.create("prim::Uninitialized", [], [out_type])
+                b.append(u)
+                returns_per_block[id(b)].append(u.outputs[0])
 
     def missing_join(self, present, stmt):
         """The type of a return value set on some paths only (all present ones must agree)."""

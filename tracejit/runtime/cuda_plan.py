@@ -52,7 +52,7 @@ from tracejit.ir.graph import ConstRef, Node
 from tracejit.ir.types import TensorType
 from tracejit.ops.execute import run_op
 from tracejit.runtime.cuda_device import VECTOR_ALIGN, CupyBackend, ptx_member
-from tracejit.runtime.plan import bind, run_block, specialize
+from tracejit.runtime.plan import bind, program_for, run_block, specialize
 
 # Ops a program runs itself; any other prim (control flow, scalar arithmetic) sends the graph to the interpreter.
 _HOST_PRIMS = {"prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", "prim::ListUnpack",
@@ -290,17 +290,9 @@ class CudaPlan:
 
     def run(self, *arrays):
         sizes = bind(self._inputs, arrays)
-        key = tuple(sorted(sizes.items()))
         be = self.backend
         with be.activate():
-            prog = self._programs.get(key)
-            if prog is None:
-                with self._lock:
-                    prog = self._programs.get(key)
-                    if prog is None:
-                        if len(self._programs) >= _MAX_SPECIALIZATIONS:
-                            self._programs.pop(next(iter(self._programs)))
-                        prog = self._programs[key] = self._build(sizes)
+            prog = program_for(self._programs, self._lock, sizes, self._build)
             arrays = [be.to_device(a) if be.is_host(a) else a for a in arrays]
             outs, self.launches = prog(arrays)
         self.steps = getattr(prog, "steps", None)

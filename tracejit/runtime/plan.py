@@ -108,6 +108,21 @@ def bind(inputs, arrays):
     return sizes
 
 
+def program_for(programs, lock, sizes, build):
+    """The program specialized to `sizes` from `programs` (at most _MAX_SPECIALIZATIONS kept, the oldest
+    dropped first), built under `lock` by `build(sizes)` the first time."""
+    key = tuple(sorted(sizes.items()))
+    prog = programs.get(key)
+    if prog is None:
+        with lock:
+            prog = programs.get(key)
+            if prog is None:
+                if len(programs) >= _MAX_SPECIALIZATIONS:
+                    programs.pop(next(iter(programs)))
+                prog = programs[key] = build(sizes)
+    return prog
+
+
 class Plan:
     """`Plan(graph).run(*arrays) -> tuple of arrays`; safe to call from many threads at once.
 
@@ -125,16 +140,7 @@ class Plan:
         # (np.ascontiguousarray would turn a 0-dim array into a 1-dim one)
         arrays = [np.require(a, requirements="C") if isinstance(a, np.ndarray) else a for a in arrays]
         sizes = bind(self._inputs, arrays)
-        key = tuple(sorted(sizes.items()))
-        prog = self._programs.get(key)
-        if prog is None:
-            with self._lock:
-                prog = self._programs.get(key)
-                if prog is None:
-                    if len(self._programs) >= _MAX_SPECIALIZATIONS:
-                        self._programs.pop(next(iter(self._programs)))
-                    prog = self._programs[key] = self._build(sizes)
-        return prog(arrays)
+        return program_for(self._programs, self._lock, sizes, self._build)(arrays)
 
     def _build(self, sizes):
         graph = specialize(self.graph, sizes) if sizes else ir.parse(ir.print_graph(self.graph),
