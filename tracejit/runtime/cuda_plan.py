@@ -60,7 +60,6 @@ _HOST_PRIMS = {"prim::Constant", "prim::ListConstruct", "prim::TupleConstruct", 
 _LONE_REDUCTIONS = {"tj::sum", "tj::mean", "tj::amax", "tj::amin", "tj::softmax", "tj::log_softmax"}
 _GEMM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FRESH_KINDS = {"elementwise", "reduction", "linalg", "scan", "factory", "random"}
-_MAX_SPECIALIZATIONS = 32
 
 
 # ---- host side: how each node runs (no GPU needed) -------------------------------------------------
